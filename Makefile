@@ -1,0 +1,32 @@
+# Every entry point of the repository. See README.md for the two that matter:
+#   make demo   runs the example pipeline locally, no servers needed
+#   make test   installs what it needs, starts real servers, runs every test
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+ASYA  := $(VENV)/bin/asya
+
+.PHONY: install install-demo demo test test-python lint bench charts clean
+
+install:            ## venv with every extra (tests, lint, bench)
+	ci/bootstrap.sh test,dev,bench,operator
+
+install-demo:       ## the smallest venv that runs the demo
+	ci/bootstrap.sh cli
+
+demo: install-demo  ## run examples/01-text-pipeline on the local transport
+	$(ASYA) dev run examples/01-text-pipeline/pipeline.yaml --out .asya-demo
+
+test: install       ## every test, with real servers started by ci/ scripts
+	ci/test.sh
+
+lint: install       ## ruff, mypy (strict), import-linter
+	cd python && ../$(VENV)/bin/ruff check src tests && ../$(VENV)/bin/ruff format --check src tests
+	cd python && ../$(VENV)/bin/mypy
+	cd python && ../$(VENV)/bin/lint-imports
+
+bench: install      ## benchmarks: table on stdout, JSON in bench/results/latest.json
+	ci/bench.sh
+
+clean:
+	rm -rf $(VENV) .asya-demo .tools

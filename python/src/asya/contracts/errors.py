@@ -1,0 +1,53 @@
+"""Error hierarchy shared by every component.
+
+The class of an error carries the decision the platform takes: a
+``RetryableError`` is worth another attempt (after ``delay`` seconds), a
+``PermanentError`` goes straight to the dead-letter path. ``ErrorCode`` values
+travel on the wire (runtime error items, error-end payloads).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(str, enum.Enum):
+    """Error codes carried in runtime error items and error-end payloads."""
+
+    PROCESSING_ERROR = "processing_error"
+    """The handler raised, or returned something that cannot be serialised."""
+    MSG_PARSING_ERROR = "msg_parsing_error"
+    """The message is not a valid envelope (bad JSON, missing field, wrong route)."""
+    CONNECTION_ERROR = "connection_error"
+    """The sidecar could not talk to the runtime (socket gone, process died)."""
+    TIMEOUT_ERROR = "timeout_error"
+    """The handler did not answer within the actor's processing timeout."""
+
+
+class AsyaError(Exception):
+    """Root of every error Asya raises on purpose."""
+
+
+class RetryableError(AsyaError):
+    """A failure that may succeed if tried again later."""
+
+    def __init__(self, message: str, delay: float = 0.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(AsyaError):
+    """A failure that will fail the same way every time: dead-letter it."""
+
+
+class EnvelopeError(PermanentError):
+    """An envelope that breaks the wire contract; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class TransportFeatureNotSupported(AsyaError):
+    """The chosen transport cannot do what was asked (e.g. delayed publish)."""

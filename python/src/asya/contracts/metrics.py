@@ -1,0 +1,31 @@
+"""Prometheus metric names, one table for every component (SPEC section 10).
+
+Components create their collectors from these names so that dashboards, alert
+rules and docs can be checked against a single list.
+"""
+
+from __future__ import annotations
+
+SIDECAR_MESSAGES_RECEIVED = "asya_sidecar_messages_received_total"
+SIDECAR_MESSAGES_PROCESSED = "asya_sidecar_messages_processed_total"
+"""Labels: actor, outcome (success|error|requeued|ended_early)."""
+SIDECAR_OUTPUTS_PUBLISHED = "asya_sidecar_outputs_published_total"
+SIDECAR_PROCESSING_SECONDS = "asya_sidecar_processing_seconds"
+"""Histogram of runtime round-trip time per message, labels: actor."""
+SIDECAR_HOP_SECONDS = "asya_sidecar_hop_seconds"
+"""Histogram from receive to ack (runtime + publishes), labels: actor."""
+SIDECAR_INFLIGHT = "asya_sidecar_inflight_messages"
+SIDECAR_RUNTIME_ERRORS = "asya_sidecar_runtime_errors_total"
+"""Labels: actor, code (an ErrorCode value)."""
+SIDECAR_STUCK_CALLS = "asya_sidecar_abandoned_calls"
+
+ALL_METRICS = {
+    SIDECAR_MESSAGES_RECEIVED: "Envelopes taken from the actor queue.",
+    SIDECAR_MESSAGES_PROCESSED: "Envelopes finished, by outcome.",
+    SIDECAR_OUTPUTS_PUBLISHED: "Envelopes published to a next queue (confirmed by the broker).",
+    SIDECAR_PROCESSING_SECONDS: "Runtime round-trip time per envelope.",
+    SIDECAR_HOP_SECONDS: "Time from receive to acknowledgement per envelope.",
+    SIDECAR_INFLIGHT: "Envelopes currently being processed.",
+    SIDECAR_RUNTIME_ERRORS: "Error results from the runtime or the runtime connection, by code.",
+    SIDECAR_STUCK_CALLS: "Runtime calls abandoned after the processing timeout and still running.",
+}

@@ -1,0 +1,125 @@
+"""The transport interface every broker adapter implements.
+
+A transport moves opaque bytes between named queues with at-least-once
+delivery. The sidecar, the crew actors and the CLI only ever talk to this
+protocol; broker SDKs are imported inside their own module and nowhere else.
+
+Contract, in words:
+- ``publish`` returns only after the broker has durably accepted the message
+  (publisher confirm, SQS 200, local fsync'd commit). If it raises, the message
+  may or may not have been stored: callers treat that as "not sent".
+- ``consume`` yields ``Delivery`` objects; at most ``prefetch`` are
+  unacknowledged at a time. A delivery that is neither acked nor nacked before
+  the consumer dies comes back (redelivery).
+- ``Delivery.attempt`` counts deliveries of this message, starting at 1, as far
+  as the transport can tell (broker counters or the ``x-asya-attempt`` header
+  the sidecar sets when it requeues on purpose).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar, Protocol
+
+ATTEMPT_HEADER = "x-asya-attempt"
+"""Transport-level header counting deliberate requeues (not part of the envelope)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TransportSettings:
+    """How to reach a broker; parsed once from env or CLI flags."""
+
+    kind: str = "local"
+    """One of ``local``, ``rabbitmq``, ``sqs``."""
+    url: str = ""
+    """Broker address: ``amqp://user:pass@host:port/vhost``, an SQS endpoint, or a local directory."""
+    region: str = "us-east-1"
+    """SQS only: AWS region name."""
+    visibility_timeout_s: float = 60.0
+    """How long a received but unacknowledged message stays hidden (local, sqs), seconds."""
+    options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Transport-specific extras (e.g. ``queue_type`` for RabbitMQ)."""
+
+
+class Delivery:
+    """One received message, with a neutral way to settle it.
+
+    ``raw`` is the broker's own object, for the rare case that needs it.
+    """
+
+    __slots__ = ("_settle", "attempt", "body", "headers", "queue", "raw", "settled")
+
+    def __init__(
+        self,
+        *,
+        body: bytes,
+        queue: str,
+        attempt: int,
+        headers: Mapping[str, Any],
+        raw: Any,
+        settle: _Settler,
+    ) -> None:
+        self.body = body
+        self.queue = queue
+        self.attempt = attempt
+        self.headers = headers
+        self.raw = raw
+        self.settled = False
+        self._settle = settle
+
+    async def ack(self) -> None:
+        """Remove the message from the queue for good."""
+        if not self.settled:
+            self.settled = True
+            await self._settle.ack(self)
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        """Give the message back (``requeue``) so it is delivered again."""
+        if not self.settled:
+            self.settled = True
+            await self._settle.nack(self, requeue)
+
+    async def extend(self, seconds: float) -> None:
+        """Keep the message hidden for ``seconds`` more (no-op where leases don't exist)."""
+        await self._settle.extend(self, seconds)
+
+
+class _Settler(Protocol):
+    async def ack(self, delivery: Delivery) -> None: ...
+    async def nack(self, delivery: Delivery, requeue: bool) -> None: ...
+    async def extend(self, delivery: Delivery, seconds: float) -> None: ...
+
+
+class Transport(Protocol):
+    """What the sidecar needs from a broker."""
+
+    name: ClassVar[str]
+    supports_delay: ClassVar[bool]
+    """True when ``publish(delay_s=...)`` is honoured by the broker itself."""
+    max_message_bytes: ClassVar[int | None]
+    """Largest body the broker accepts, None if effectively unlimited."""
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ensure_queue(self, queue: str) -> None:
+        """Create ``queue`` (durable) if it does not exist; idempotent."""
+        ...
+
+    async def delete_queue(self, queue: str) -> None: ...
+
+    async def publish(
+        self, queue: str, body: bytes, *, headers: Mapping[str, Any] | None = None, delay_s: float = 0.0
+    ) -> None:
+        """Send ``body`` to ``queue``; returns once the broker has confirmed it."""
+        ...
+
+    def consume(self, queue: str, *, prefetch: int) -> AsyncIterator[Delivery]:
+        """Yield deliveries from ``queue`` until the transport is closed or the iterator is dropped."""
+        ...
+
+    async def queue_depth(self, queue: str) -> int:
+        """Messages waiting (ready, not in flight) in ``queue``."""
+        ...
