@@ -5,6 +5,7 @@ nothing else of ours, so the sidecar, crew, operator, gateway and CLI can all
 depend on it without cycles.
 """
 
+from asya.contracts import protocol
 from asya.contracts.envelope import (
     DLQ_NAME,
     END_ACTORS,
@@ -18,8 +19,8 @@ from asya.contracts.envelope import (
     next_destination,
     queue_name,
     schema_path,
-    validate_envelope,
     validate_actor_name,
+    validate_envelope,
 )
 from asya.contracts.errors import (
     AsyaError,
@@ -29,7 +30,6 @@ from asya.contracts.errors import (
     RetryableError,
     TransportFeatureNotSupported,
 )
-from asya.contracts import protocol
 
 __all__ = [
     "DLQ_NAME",

@@ -74,9 +74,7 @@ def validate_envelope(obj: object) -> Envelope:
     if not isinstance(current, int) or isinstance(current, bool):
         raise EnvelopeError("route.current", "required, must be an integer")
     if not 0 <= current <= len(actors):
-        raise EnvelopeError(
-            "route.current", f"{current} is out of range for a route of {len(actors)} actor(s)"
-        )
+        raise EnvelopeError("route.current", f"{current} is out of range for a route of {len(actors)} actor(s)")
     metadata = route.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise EnvelopeError("route.metadata", "must be an object when present")

@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""Asya runtime: hosts a user's Python handler behind a Unix socket.
+
+The sidecar sends one envelope per request frame; the runtime calls the handler
+and answers with a JSON array of outputs (SPEC section 3). This file is the
+whole runtime: it uses the standard library only and runs on Python >= 3.9, so
+the operator can drop it into any user image as a single file
+(``python3 asya_runtime.py``); inside the asya package it is also
+``python -m asya.runtime``. That is why it repeats the protocol constants from
+``asya.contracts.protocol`` instead of importing them (a test keeps them equal).
+
+Shape: one asyncio loop owns the socket. Sync handlers run in a thread pool so a
+slow or hung call never blocks other connections; ``async def`` handlers run on
+the loop. Generators are iterated as they produce items; with the negotiated
+``stream`` feature each item is sent as its own frame the moment it exists.
+
+Environment:
+  ASYA_HANDLER        module.function or module.Class.method (required)
+  ASYA_HANDLER_MODE   payload (default) | envelope
+  ASYA_SOCKET_DIR     directory of the socket and ready file (/var/run/asya)
+  ASYA_RUNTIME_THREADS  size of the sync-handler thread pool (64)
+  ASYA_RUNTIME_DRAIN_S  seconds to let in-flight calls finish after SIGTERM (30)
+"""
+
+import asyncio
+import importlib
+import inspect
+import json
+import logging
+import os
+import re
+import signal
+import struct
+import sys
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+# --- protocol constants (mirrors asya.contracts.protocol) ---
+SOCKET_DIR_DEFAULT = "/var/run/asya"
+SOCKET_NAME = "asya-runtime.sock"
+READY_FILE = "runtime-ready"
+FRAME_HEADER = struct.Struct(">I")
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+HELLO_KEY = "asya_hello"
+FEATURE_STREAM = "stream"
+FEATURE_REUSE = "reuse"
+STREAM_ITEM = "item"
+STREAM_END = "end"
+PROTOCOL_VERSION = 1
+
+PROCESSING_ERROR = "processing_error"
+MSG_PARSING_ERROR = "msg_parsing_error"
+
+log = logging.getLogger("asya.runtime")
+
+_HANDLER_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+class HandlerLoadError(Exception):
+    """ASYA_HANDLER cannot be imported or is not callable."""
+
+
+class RouteRewriteError(Exception):
+    """An envelope-mode handler changed steps that are already done."""
+
+
+def load_handler(path: str) -> Callable[..., Any]:
+    """Import ``module.function`` or ``module.Class.method`` (the class is built once)."""
+    if not path or not _HANDLER_PATH.match(path):
+        raise HandlerLoadError(
+            "ASYA_HANDLER must look like 'package.module.function' or 'package.module.Class.method', got %r" % path
+        )
+    parts = path.split(".")
+    errors = []
+    # Try the longest importable module prefix first so packages and attributes can share names.
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                errors.append(module_name)
+                continue
+            raise HandlerLoadError("importing %s failed: %s" % (module_name, exc)) from exc
+        attrs = parts[split:]
+        if len(attrs) > 2:
+            raise HandlerLoadError("%s: expected function or Class.method after module %s" % (path, module_name))
+        obj = getattr(module, attrs[0], None)
+        if obj is None:
+            raise HandlerLoadError("module %s has no attribute %r" % (module_name, attrs[0]))
+        if len(attrs) == 2:
+            if not inspect.isclass(obj):
+                raise HandlerLoadError("%s.%s is not a class" % (module_name, attrs[0]))
+            try:
+                instance = obj()
+            except Exception as exc:
+                raise HandlerLoadError("building %s() failed: %s: %s" % (attrs[0], type(exc).__name__, exc)) from exc
+            obj = getattr(instance, attrs[1], None)
+            if obj is None:
+                raise HandlerLoadError("class %s has no method %r" % (attrs[0], attrs[1]))
+        if not callable(obj):
+            raise HandlerLoadError("%s is not callable" % path)
+        return obj  # type: ignore[no-any-return]
+    raise HandlerLoadError("no importable module in %r (tried %s); is it on PYTHONPATH?" % (path, ", ".join(errors)))
+
+
+def error_item(code: str, exc: BaseException) -> dict[str, Any]:
+    """Error item as on the wire: code plus details a person can act on."""
+    cls = type(exc)
+    qual = cls.__qualname__ if cls.__module__ == "builtins" else "%s.%s" % (cls.__module__, cls.__qualname__)
+    return {
+        "error": code,
+        "details": {
+            "message": str(exc) or qual,
+            "type": qual,
+            "traceback": "".join(traceback.format_exception(cls, exc, exc.__traceback__)),
+        },
+    }
+
+
+def _parsing_error(message: str) -> dict[str, Any]:
+    return {
+        "error": MSG_PARSING_ERROR,
+        "details": {"message": message, "type": "ValueError", "traceback": ""},
+    }
+
+
+def _check_request(env: Any) -> str | None:
+    """Minimal checks the runtime needs to route outputs; the sidecar checks the rest."""
+    if not isinstance(env, dict):
+        return "envelope must be a JSON object"
+    if "payload" not in env:
+        return "envelope has no 'payload'"
+    route = env.get("route")
+    if not isinstance(route, dict) or not isinstance(route.get("actors"), list):
+        return "envelope 'route' must be an object with an 'actors' list"
+    cur = route.get("current")
+    if not isinstance(cur, int) or isinstance(cur, bool) or not 0 <= cur < len(route["actors"]):
+        return "envelope 'route.current' must index an actor of 'route.actors'"
+    return None
+
+
+class Invocation:
+    """Turns one request envelope into output items, whatever the handler returns."""
+
+    def __init__(self, handler: Callable[..., Any], mode: str, env: dict[str, Any]) -> None:
+        self.handler = handler
+        self.mode = mode
+        self.env = env
+
+    def to_item(self, value: Any) -> dict[str, Any]:
+        """Wrap one handler result as a success item, checked for JSON-serializability."""
+        if self.mode == "envelope":
+            item = self._envelope_item(value)
+        else:
+            route = dict(self.env["route"])
+            route["current"] = route["current"] + 1
+            item = {"payload": value, "route": route}
+            if "headers" in self.env:
+                item["headers"] = self.env["headers"]
+        try:
+            json.dumps(item, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                "handler returned a value that is not JSON-serializable (%s); return dicts, lists, "
+                "strings, numbers, booleans or None" % exc
+            ) from None
+        return item
+
+    def _envelope_item(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or "payload" not in value or not isinstance(value.get("route"), dict):
+            raise TypeError("in envelope mode the handler must return envelopes (dicts with 'route' and 'payload')")
+        old, new = self.env["route"], value["route"]
+        cur = old["current"]
+        actors = new.get("actors")
+        new_cur = new.get("current")
+        if not isinstance(actors, list) or actors[: cur + 1] != old["actors"][: cur + 1]:
+            raise RouteRewriteError(
+                "envelope-mode handler changed route steps 0..%d (done or current); only later steps may change" % cur
+            )
+        if not isinstance(new_cur, int) or not cur < new_cur <= len(actors):
+            raise RouteRewriteError(
+                "envelope-mode handler must advance route.current past %d (got %r); the runtime does not"
+                % (cur, new_cur)
+            )
+        return value
+
+
+def _is_sync_gen(obj: Any) -> bool:
+    return inspect.isgenerator(obj)
+
+
+def _is_async_gen(obj: Any) -> bool:
+    return inspect.isasyncgen(obj)
+
+
+_DONE = object()
+
+
+class Runtime:
+    """Socket server around one loaded handler."""
+
+    def __init__(self, handler: Callable[..., Any], mode: str, socket_dir: str, threads: int = 64) -> None:
+        if mode not in ("payload", "envelope"):
+            raise ValueError("ASYA_HANDLER_MODE must be 'payload' or 'envelope', got %r" % mode)
+        self.handler = handler
+        self.mode = mode
+        self.socket_dir = socket_dir
+        self.socket_path = os.path.join(socket_dir, SOCKET_NAME)
+        self.ready_path = os.path.join(socket_dir, READY_FILE)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="asya-handler")
+        self.server: asyncio.AbstractServer | None = None
+        self.inflight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def start(self) -> None:
+        os.makedirs(self.socket_dir, exist_ok=True)
+        for path in (self.ready_path, self.socket_path):
+            if os.path.exists(path):
+                os.unlink(path)
+        self.server = await asyncio.start_unix_server(self._serve, path=self.socket_path, limit=MAX_FRAME_BYTES)
+        os.chmod(self.socket_path, 0o660)
+        tmp = self.ready_path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(
+                {
+                    "protocol": PROTOCOL_VERSION,
+                    "features": [FEATURE_STREAM, FEATURE_REUSE],
+                    "pid": os.getpid(),
+                },
+                fh,
+            )
+        os.replace(tmp, self.ready_path)  # atomic: a reader never sees a half-written file
+        log.info("runtime ready: socket=%s mode=%s", self.socket_path, self.mode)
+
+    async def stop(self, drain_s: float) -> None:
+        """Unpublish readiness and the socket at once, then let in-flight calls finish."""
+        for path in (self.ready_path, self.socket_path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        if self.server is not None:
+            self.server.close()
+        try:
+            await asyncio.wait_for(self.idle.wait(), drain_s)
+        except TimeoutError:
+            log.warning("SIGTERM: %d call(s) still running after %.0fs; exiting anyway", self.inflight, drain_s)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- connection handling ---
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stream = False
+        try:
+            while True:
+                body = await _read_frame(reader)
+                if body is None:
+                    return
+                try:
+                    env = json.loads(body)
+                except ValueError as exc:
+                    await _write_frame(writer, [_parsing_error("request is not valid JSON: %s" % exc)], stream)
+                    continue
+                if isinstance(env, dict) and HELLO_KEY in env:
+                    wanted = env[HELLO_KEY].get("features", []) if isinstance(env[HELLO_KEY], dict) else []
+                    stream = FEATURE_STREAM in wanted
+                    await _write_raw(
+                        writer,
+                        {
+                            HELLO_KEY: {
+                                "protocol": PROTOCOL_VERSION,
+                                "features": [f for f in wanted if f in (FEATURE_STREAM, FEATURE_REUSE)],
+                            }
+                        },
+                    )
+                    continue
+                await self._handle(env, writer, stream)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return  # the sidecar went away (timeout or shutdown): nothing to answer
+        except Exception:
+            log.exception("runtime connection failed")
+        finally:
+            writer.close()
+
+    async def _handle(self, env: Any, writer: asyncio.StreamWriter, stream: bool) -> None:
+        problem = _check_request(env)
+        if problem:
+            await _write_frame(writer, [_parsing_error(problem)], stream)
+            return
+        self.inflight += 1
+        self.idle.clear()
+        try:
+            inv = Invocation(self.handler, self.mode, env)
+            if stream:
+                async for item in self._outputs(inv):
+                    await _write_raw(writer, {STREAM_ITEM: item})
+                await _write_raw(writer, {STREAM_END: True})
+            else:
+                items = [item async for item in self._outputs(inv)]
+                await _write_raw(writer, items)
+        finally:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self.idle.set()
+
+    async def _outputs(self, inv: Invocation) -> Any:
+        """Yield success items as the handler produces them, then at most one error item."""
+        arg = inv.env if inv.mode == "envelope" else inv.env["payload"]
+        loop = asyncio.get_running_loop()
+        try:
+            if inspect.iscoroutinefunction(self.handler) or inspect.isasyncgenfunction(self.handler):
+                result = self.handler(arg)
+                if inspect.isawaitable(result):
+                    result = await result
+            else:
+                result = await loop.run_in_executor(self.pool, self.handler, arg)
+                if inspect.isawaitable(result):  # e.g. a partial() over an async function
+                    result = await result
+            if result is None:
+                return
+            if _is_async_gen(result):
+                async for value in result:
+                    yield inv.to_item(value)
+            elif _is_sync_gen(result):
+                while True:
+                    value = await loop.run_in_executor(self.pool, next, result, _DONE)
+                    if value is _DONE:
+                        break
+                    yield inv.to_item(value)
+            elif isinstance(result, list):
+                items = [inv.to_item(v) for v in result]
+                for item in items:
+                    yield item
+            else:
+                yield inv.to_item(result)
+        except Exception as exc:
+            yield error_item(PROCESSING_ERROR, exc)
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    try:
+        header = await reader.readexactly(FRAME_HEADER.size)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise
+        return None
+    (size,) = FRAME_HEADER.unpack(header)
+    if size > MAX_FRAME_BYTES:
+        raise ConnectionError("frame of %d bytes exceeds the %d limit" % (size, MAX_FRAME_BYTES))
+    return await reader.readexactly(size)
+
+
+async def _write_raw(writer: asyncio.StreamWriter, obj: Any) -> None:
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    writer.write(FRAME_HEADER.pack(len(data)) + data)
+    await writer.drain()
+
+
+async def _write_frame(writer: asyncio.StreamWriter, items: list[dict[str, Any]], stream: bool) -> None:
+    if stream:
+        for item in items:
+            await _write_raw(writer, {STREAM_ITEM: item})
+        await _write_raw(writer, {STREAM_END: True})
+    else:
+        await _write_raw(writer, items)
+
+
+def settings_from_env(environ: dict[str, str] | None = None) -> tuple[str, str, str, int, float]:
+    env = os.environ if environ is None else environ
+    return (
+        env.get("ASYA_HANDLER", ""),
+        env.get("ASYA_HANDLER_MODE", "payload").strip().lower() or "payload",
+        env.get("ASYA_SOCKET_DIR", SOCKET_DIR_DEFAULT),
+        int(env.get("ASYA_RUNTIME_THREADS", "64")),
+        float(env.get("ASYA_RUNTIME_DRAIN_S", "30")),
+    )
+
+
+async def serve(handler_path: str, mode: str, socket_dir: str, threads: int, drain_s: float) -> None:
+    handler = load_handler(handler_path)
+    runtime = Runtime(handler, mode, socket_dir, threads)
+    await runtime.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("signal received: draining %d in-flight call(s)", runtime.inflight)
+    await runtime.stop(drain_s)
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("ASYA_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler_path, mode, socket_dir, threads, drain_s = settings_from_env()
+    # The working directory is where user code usually lives (`python -m` adds it; a copied file does not).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        asyncio.run(serve(handler_path, mode, socket_dir, threads, drain_s))
+    except (HandlerLoadError, ValueError) as exc:
+        log.critical("cannot start: %s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

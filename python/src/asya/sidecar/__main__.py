@@ -1,0 +1,38 @@
+"""``python -m asya.sidecar``: run one actor's sidecar from environment variables."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from asya.sidecar.consuming import Sidecar
+from asya.sidecar.settings import SidecarSettings
+
+
+async def _main() -> None:
+    sidecar = Sidecar(SidecarSettings.from_env())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, sidecar.stop)
+    await sidecar.run()
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("ASYA_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        asyncio.run(_main())
+    except (ValueError, TimeoutError) as exc:  # bad settings or no runtime: say so plainly
+        logging.getLogger("asya.sidecar").critical("cannot run: %s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

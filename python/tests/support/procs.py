@@ -1,0 +1,102 @@
+"""Start real runtime / sidecar processes for tests and wait on conditions with deadlines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+TESTS_DIR = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def base_env(**extra: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH", "")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Proc:
+    """A child process whose output goes to a log file we can show on failure."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], log: Path) -> None:
+        self.log_path = log
+        self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(args, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        self.signal(signal.SIGTERM)
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            code = self.popen.wait(5)
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+
+def start_runtime(handler: str, socket_dir: Path, log_dir: Path, mode: str = "payload", **env: Any) -> Proc:
+    sock = socket_dir / "asya-runtime.sock"
+    ready = socket_dir / "runtime-ready"
+    for stale in (sock, ready):
+        if stale.exists():
+            stale.unlink()
+    proc = Proc(
+        [sys.executable, "-m", "asya.runtime"],
+        base_env(ASYA_HANDLER=handler, ASYA_HANDLER_MODE=mode, ASYA_SOCKET_DIR=socket_dir, **env),
+        log_dir / f"runtime-{handler.rsplit('.', 1)[-1]}-{time.monotonic_ns()}.log",
+    )
+    wait_until(lambda: ready.exists() or not proc.alive(), 15, what="runtime ready file")
+    assert proc.alive(), f"runtime exited:\n{proc.log()}"
+    return proc
+
+
+def start_sidecar(actor: str, socket_dir: Path, log_dir: Path, transport_env: Mapping[str, str], **env: Any) -> Proc:
+    extra = {
+        "ASYA_ACTOR": actor,
+        "ASYA_SOCKET_DIR": socket_dir,
+        "ASYA_HTTP_PORT": env.pop("ASYA_HTTP_PORT", 0),
+        "ASYA_HTTP_HOST": "127.0.0.1",
+        **transport_env,
+        **env,
+    }
+    return Proc(
+        [sys.executable, "-m", "asya.sidecar"], base_env(**extra), log_dir / f"sidecar-{actor}-{time.monotonic_ns()}.log"
+    )
