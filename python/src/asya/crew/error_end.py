@@ -1,0 +1,90 @@
+"""error-end: retry a failed envelope later, or dead-letter it (SPEC section 7).
+
+Run as ``python -m asya.crew error-end``. Consumes ``asya-error-end``, where
+sidecars send ``{id, parent_id, route (current = failing step), headers,
+payload: {error, details, original_payload}}`` and, for bytes they could not
+parse at all, a wrapper with ``payload.original_body``. ``retrying.decide``
+makes the call; this module only carries it out:
+
+- retry: the original envelope goes back to the failing actor's queue with a
+  broker-side delay (SQS ``DelaySeconds``, local visible-at, RabbitMQ delay
+  queues), so waiting never occupies this consumer;
+- dead letter: ``deadletter.dead_letter`` stores it and publishes to ``asya-dlq``.
+
+The input is acknowledged only after that publish/store succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from asya.contracts import headers as h
+from asya.contracts.envelope import DLQ_NAME, ERROR_END, encode_envelope, queue_name
+from asya.contracts.errors import TransportFeatureNotSupported
+from asya.crew import deadletter, reporting, retrying
+from asya.crew.consuming import Crew, serve
+from asya.crew.settings import CrewSettings
+from asya.sidecar import transports
+
+log = logging.getLogger("asya.crew.error_end")
+
+_ensured: dict[int, set[str]] = {}
+
+
+async def _ensure_queue(crew: Crew, queue: str) -> None:
+    # the failing actor's queue normally exists; declaring it once per process is cheap insurance
+    known = _ensured.setdefault(id(crew.transport), set())
+    if queue not in known:
+        await crew.transport.ensure_queue(queue)
+        known.add(queue)
+
+
+async def schedule_retry(crew: Crew, retry: retrying.Retry) -> None:
+    """Publish ``retry.envelope`` to the failing actor's queue, visible after ``retry.delay_s``."""
+    queue = queue_name(retry.actor)
+    retry.envelope["headers"][h.RETRY_NOT_BEFORE] = round(time.time() + retry.delay_s, 3)
+    body = encode_envelope(retry.envelope)
+    await _ensure_queue(crew, queue)
+    try:
+        await crew.transport.publish(queue, body, delay_s=retry.delay_s)
+    except TransportFeatureNotSupported:
+        # a transport without delays still must not lose the retry: send it now
+        log.warning("%s cannot delay messages; retrying %s at once", crew.transport.name, retry.envelope["id"])
+        await crew.transport.publish(queue, body)
+
+
+async def handle(crew: Crew, delivery: transports.Delivery) -> None:
+    """Decide and carry out retry or dead letter for one error message, then ack."""
+    try:
+        msg = json.loads(delivery.body)
+        if not isinstance(msg, dict):
+            raise ValueError(f"a JSON {type(msg).__name__}, not an object")
+    except ValueError as exc:
+        record = deadletter.wrap_unparsable(delivery.body, ERROR_END, f"error-end could not parse: {exc}")
+        await deadletter.dead_letter(crew, record, ERROR_END, retrying.DlqReason.UNPARSABLE, str(exc))
+        await delivery.ack()
+        return
+    decision = retrying.decide(msg, crew.settings.retry)
+    if isinstance(decision, retrying.Retry):
+        await schedule_retry(crew, decision)
+        log.info(
+            "retry %s at %s: attempt %d in %.3fs",
+            msg.get("id"),
+            decision.actor,
+            decision.attempt,
+            decision.delay_s,
+        )
+        await crew.reporter.report(
+            reporting.RETRYING, msg, actor=decision.actor, attempt=decision.attempt, delay_s=decision.delay_s
+        )
+    else:
+        uri = await deadletter.dead_letter(crew, msg, decision.actor, decision.reason, decision.detail)
+        log.info("dead-lettered %s from %s (%s): %s", msg.get("id"), decision.actor, decision.reason.value, uri)
+    await delivery.ack()
+
+
+async def main(settings: CrewSettings) -> None:
+    """Run error-end until SIGTERM."""
+    await serve(handle, ERROR_END, settings, extra_queues=(DLQ_NAME,))

@@ -1,0 +1,83 @@
+"""happy-end: store every finished envelope, exactly once per id (SPEC section 7).
+
+Run as ``python -m asya.crew happy-end``. Consumes ``asya-happy-end``, where
+sidecars send envelopes whose route is done (or that a handler ended early)
+and writes each to ``<prefix>/<YYYY-MM-DD>/<last actor>/<id>.json`` in the
+configured store, then reports ``succeeded`` to the gateway.
+
+The ack comes only after the store confirmed the write: when S3 is down the
+message stays unacknowledged and comes back once the lease/requeue expires, and
+because the key depends only on the id a duplicate delivery overwrites the
+same object instead of storing a second copy. Bytes that are not an envelope
+cannot be stored as a result; they take the dead-letter path instead of being
+dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from asya.contracts.envelope import DLQ_NAME, HAPPY_END
+from asya.crew import deadletter, reporting, retrying, storage
+from asya.crew.consuming import Crew, serve
+from asya.crew.settings import CrewSettings
+from asya.sidecar import transports
+
+log = logging.getLogger("asya.crew.happy_end")
+
+STORE_RETRY_BASE_S = 0.5
+"""First pause before giving back a message whose store failed; doubles per delivery."""
+STORE_RETRY_MAX_S = 30.0
+"""Longest such pause: keeps a dead S3 from being hammered."""
+
+
+def last_actor(env: dict[str, Any]) -> str:
+    """The actor that finished ``env``: the last of the route, or the one that ended it early."""
+    route = env.get("route")
+    if isinstance(route, dict):
+        actors, cur = route.get("actors"), route.get("current")
+        if isinstance(actors, list) and actors:
+            idx = cur if isinstance(cur, int) and 0 <= cur < len(actors) else len(actors) - 1
+            name = actors[idx]
+            if isinstance(name, str) and name:
+                return name
+    return "unknown"
+
+
+async def _give_back_later(crew: Crew, delivery: transports.Delivery) -> None:
+    pause = min(STORE_RETRY_MAX_S, STORE_RETRY_BASE_S * 2 ** max(0, delivery.attempt - 1))
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(crew.stopping.wait(), pause)
+    await delivery.nack(requeue=True)
+
+
+async def handle(crew: Crew, delivery: transports.Delivery) -> None:
+    """Store one final envelope, report it, then ack (or give it back if the store failed)."""
+    try:
+        env = json.loads(delivery.body)
+        if not isinstance(env, dict) or not isinstance(env.get("id"), str) or not env["id"]:
+            raise ValueError("not an envelope object with a non-empty string id")
+    except ValueError as exc:
+        record = deadletter.wrap_unparsable(delivery.body, HAPPY_END, f"happy-end could not parse: {exc}")
+        await deadletter.dead_letter(crew, record, HAPPY_END, retrying.DlqReason.UNPARSABLE, str(exc))
+        await delivery.ack()
+        return
+    actor = last_actor(env)
+    try:
+        uri = await storage.put_once(crew.store, storage.RESULTS_PREFIX, time.time(), actor, env["id"], delivery.body)
+    except Exception as exc:
+        log.warning("could not store %s (delivery %d): %s; will retry", env["id"], delivery.attempt, exc)
+        await _give_back_later(crew, delivery)
+        return
+    await crew.reporter.report(reporting.SUCCEEDED, env, actor=actor, result=env.get("payload"), uri=uri)
+    await delivery.ack()
+
+
+async def main(settings: CrewSettings) -> None:
+    """Run happy-end until SIGTERM."""
+    await serve(handle, HAPPY_END, settings, extra_queues=(DLQ_NAME,))

@@ -1,0 +1,174 @@
+"""error-end's decision: retry later, or dead-letter now, and why (pure functions).
+
+``decide()`` is called by ``error_end`` for every error message and by tests
+directly; it touches no broker or store, so the whole policy is testable on
+plain dicts. Budget semantics: ``x-asya-retry-max`` is the number of attempts
+a step may take in total (first try included, like ``maxAttempts`` in the CRD
+and botocore's ``max_attempts``); ``x-asya-retry-attempt`` says which attempt
+just failed. The count is per step (``x-asya-retry-step``), so retries spent on
+one actor do not eat the budget of the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import random
+from typing import Any
+
+from asya.contracts import headers as h
+from asya.contracts.envelope import Envelope, validate_envelope
+from asya.contracts.errors import EnvelopeError, ErrorCode
+from asya.crew.settings import RetrySettings
+
+
+class DlqReason(str, enum.Enum):
+    """Why an envelope was dead-lettered (value of the ``x-asya-dlq-reason`` header)."""
+
+    NON_RETRYABLE = "non_retryable"
+    """The error code or exception type is configured as not worth retrying."""
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    """The step failed on every attempt of its budget."""
+    CRASH_LOOP = "crash_loop"
+    """The runtime died on every delivery (``connection_error`` after max deliveries)."""
+    UNPARSABLE = "unparsable"
+    """An end actor could not read the message at all (not JSON, not an object, no id)."""
+    MALFORMED = "malformed"
+    """JSON, but not an error message error-end can act on (no error, no route to retry)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Retry:
+    """Send ``envelope`` back to ``actor``'s queue after ``delay_s`` seconds."""
+
+    actor: str
+    envelope: Envelope
+    delay_s: float
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """Store and publish to the DLQ; ``actor`` names the storage folder."""
+
+    actor: str
+    reason: DlqReason
+    detail: str
+
+
+Decision = Retry | DeadLetter
+
+
+def failing_actor(msg: dict[str, Any]) -> str:
+    """Actor at ``route.current`` of an error message, or ``unknown`` when the route is unusable."""
+    route = msg.get("route")
+    if isinstance(route, dict):
+        actors, cur = route.get("actors"), route.get("current")
+        if isinstance(actors, list) and isinstance(cur, int) and 0 <= cur < len(actors):
+            name = actors[cur]
+            if isinstance(name, str) and name:
+                return name
+        if isinstance(actors, list) and actors and isinstance(actors[-1], str):
+            return actors[-1]
+    return "unknown"
+
+
+def _int(value: object, default: int) -> int:
+    # headers may have crossed a broker that stringified them
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return default
+
+
+def _float(value: object, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        return default
+
+
+def backoff_delay(failed_attempt: int, base_s: float, max_s: float, jitter: float, rng: random.Random) -> float:
+    """Exponential backoff ``base * 2**(n-1)`` capped at ``max_s``, spread by +/- ``jitter``."""
+    raw = min(max_s, base_s * 2.0 ** max(0, failed_attempt - 1))
+    spread = raw * jitter * (2 * rng.random() - 1)
+    return max(0.0, min(max_s, raw + spread))
+
+
+def original_envelope(msg: dict[str, Any]) -> Envelope:
+    """The envelope that failed: the error message with ``payload.original_payload`` restored.
+
+    Every other field (route, headers, unknown top-level fields) is carried over
+    untouched, which is what "headers and unknown fields survive every hop" needs.
+    """
+    env = {k: v for k, v in msg.items() if k != "payload"}
+    env["payload"] = msg["payload"]["original_payload"]
+    env["headers"] = dict(msg.get("headers") or {})
+    return env
+
+
+def decide(msg: dict[str, Any], settings: RetrySettings, rng: random.Random | None = None) -> Decision:
+    """Retry or dead-letter the error message ``msg`` (SPEC section 5 shape)."""
+    rng = rng or random.Random()
+    actor = failing_actor(msg)
+    payload = msg.get("payload")
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), str):
+        return DeadLetter(actor, DlqReason.MALFORMED, "payload.error missing: not an error-end message")
+    code: str = payload["error"]
+    details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
+    assert isinstance(details, dict)
+    exc_type = str(details.get("type") or "")
+    if code == ErrorCode.CONNECTION_ERROR.value:
+        # the sidecar requeues connection errors itself and only sends one here after
+        # ASYA_MAX_DELIVERIES deliveries: the handler kills its process every time
+        return DeadLetter(actor, DlqReason.CRASH_LOOP, f"runtime connection lost on every delivery: {code}")
+    if details.get("retryable") is False:
+        return DeadLetter(actor, DlqReason.NON_RETRYABLE, f"{code} marked non-retryable by the sender")
+    if code in settings.non_retryable or (exc_type and exc_type in settings.non_retryable):
+        return DeadLetter(actor, DlqReason.NON_RETRYABLE, f"{code} ({exc_type or 'no type'}) is not retryable")
+    if "original_payload" not in payload:
+        return DeadLetter(actor, DlqReason.MALFORMED, "payload.original_payload missing: nothing to retry")
+    try:
+        env = original_envelope(msg)
+        validate_envelope(env)
+    except EnvelopeError as exc:
+        return DeadLetter(actor, DlqReason.MALFORMED, f"cannot rebuild the envelope: {exc}")
+    if actor == "unknown" or env["route"]["current"] >= len(env["route"]["actors"]):
+        return DeadLetter(actor, DlqReason.MALFORMED, "route.current does not point at an actor")
+
+    hdrs: dict[str, Any] = env["headers"]
+    step = env["route"]["current"]
+    same_step = _int(hdrs.get(h.RETRY_STEP), step) == step
+    failed_attempt = _int(hdrs.get(h.RETRY_ATTEMPT), 1) if same_step else 1
+    budget = max(1, _int(hdrs.get(h.RETRY_MAX), settings.max_attempts))
+    if failed_attempt >= budget:
+        return DeadLetter(
+            actor, DlqReason.BUDGET_EXHAUSTED, f"{code} on attempt {failed_attempt} of {budget}: budget spent"
+        )
+    delay = backoff_delay(
+        failed_attempt,
+        _float(hdrs.get(h.RETRY_BACKOFF_BASE_S), settings.backoff_base_s),
+        _float(hdrs.get(h.RETRY_BACKOFF_MAX_S), settings.backoff_max_s),
+        settings.jitter,
+        rng,
+    )
+    hdrs[h.RETRY_ATTEMPT] = failed_attempt + 1
+    hdrs[h.RETRY_MAX] = budget
+    hdrs[h.RETRY_STEP] = step
+    return Retry(actor, env, delay, failed_attempt + 1)
+
+
+def reset_budget(env: Envelope) -> Envelope:
+    """A copy of ``env`` with retry counters and dead-letter marks removed (``asya dlq replay``)."""
+    out = dict(env)
+    hdrs = {k: v for k, v in (env.get("headers") or {}).items() if k not in _RESET}
+    hdrs[h.REPLAYED] = _int((env.get("headers") or {}).get(h.REPLAYED), 0) + 1
+    out["headers"] = hdrs
+    return out
+
+
+_RESET = frozenset({h.RETRY_ATTEMPT, h.RETRY_STEP, h.RETRY_NOT_BEFORE, h.DLQ_REASON, h.DLQ_AT})
