@@ -14,6 +14,7 @@ be sent twice (at-least-once), never zero times.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import logging
 import time
@@ -87,8 +88,12 @@ class RuntimeGate:
         self._open.set()
 
 
+_sent: contextvars.ContextVar[list[int]] = contextvars.ContextVar("asya_sent")
+"""Envelopes published on behalf of the delivery being processed (per task; shared with its publish tasks)."""
+
+
 class Publisher:
-    """Sends envelopes to actor queues, keeping a bounded window of unconfirmed publishes."""
+    """Sends envelopes to actor queues and counts them for the delivery being processed."""
 
     def __init__(self, transport: Transport, metrics: Metrics) -> None:
         self._transport = transport
@@ -102,6 +107,9 @@ class Publisher:
             self._ensured.add(queue)
         await self._transport.publish(queue, encode_envelope(env))
         self._metrics.outputs_published.labels(destination=actor).inc()
+        counter = _sent.get(None)
+        if counter is not None:
+            counter[0] += 1
 
 
 class Processor:
@@ -127,33 +135,37 @@ class Processor:
 
     async def process(self, delivery: Delivery) -> Outcome:
         started = time.perf_counter()
+        sent = [0]
+        _sent.set(sent)
         try:
-            outcome = await self._process(delivery)
+            outcome, env = await self._process(delivery)
         except Exception as exc:  # broker trouble while publishing: let the broker redeliver
             log.error("could not finish envelope from %s (%s); leaving it for redelivery", delivery.queue, exc)
             await _settle_safely(delivery.nack(requeue=True))
             outcome = Outcome.RETURNED
         else:
             await delivery.ack()
+            # The gateway (or `asya dev run`) tracks open work as: +sent -1 per finished delivery.
+            self.reporter.report(env, self.actor, outcome.value, sent=sent[0])
         self.metrics.processed.labels(outcome=outcome.value).inc()
         self.metrics.hop_seconds.observe(time.perf_counter() - started)
         return outcome
 
-    async def _process(self, delivery: Delivery) -> Outcome:
+    async def _process(self, delivery: Delivery) -> tuple[Outcome, Envelope]:
         try:
             env = decode_envelope(delivery.body)
         except EnvelopeError as exc:
             log.warning("invalid envelope on %s: %s", delivery.queue, exc)
-            await self.publisher.send(
-                ERROR_END, routing.unparseable_envelope(delivery.body, self.actor, exc.field, exc.reason)
-            )
-            return Outcome.ERROR
+            wrapped = routing.unparseable_envelope(delivery.body, self.actor, exc.field, exc.reason)
+            await self.publisher.send(ERROR_END, wrapped)
+            return Outcome.ERROR, wrapped
         if current_actor(env) != self.actor:
             await self._fail(env, ErrorCode.MSG_PARSING_ERROR.value, routing.route_mismatch_details(env, self.actor))
-            return Outcome.ERROR
+            return Outcome.ERROR, env
+        return await self._run(env, delivery), env
 
+    async def _run(self, env: Envelope, delivery: Delivery) -> Outcome:
         await self.gate.wait()
-        self.reporter.report(env, self.actor, "processing")
         try:
             return await asyncio.wait_for(self._call(env, delivery.body), self.settings.processing_timeout_s)
         except TimeoutError:
@@ -228,20 +240,20 @@ class Processor:
         if not emitted:
             # None or [] from the handler ends the pipeline here: the input is the result.
             await self.publisher.send(HAPPY_END, env)
-            self.reporter.report(env, self.actor, "ended_early")
             return Outcome.ENDED_EARLY
-        self.reporter.report(env, self.actor, "processed")
         return Outcome.SUCCESS
 
     async def _fail(self, env: Envelope, code: str, details: dict[str, Any]) -> None:
         await self.publisher.send(ERROR_END, routing.error_envelope(env, code, details))
-        self.reporter.report(env, self.actor, "failed", error=details.get("message", ""))
 
     async def _runtime_lost(self, env: Envelope, delivery: Delivery, exc: Exception) -> Outcome:
         attempt = delivery.attempt
         if attempt < self.settings.max_deliveries:
             log.warning("runtime lost during %s (delivery %d): %s; requeueing", env["id"], attempt, exc)
             await self.transport.publish(delivery.queue, delivery.body, headers={ATTEMPT_HEADER: attempt + 1})
+            counter = _sent.get(None)
+            if counter is not None:
+                counter[0] += 1
             return Outcome.REQUEUED
         message = (
             f"the runtime process died or dropped the connection while handling this envelope on "

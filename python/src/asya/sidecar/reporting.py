@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -21,10 +22,14 @@ log = logging.getLogger("asya.sidecar.reporting")
 
 
 class ProgressReporter:
-    """POSTs ``{id, parent_id, actor, step, steps, status}`` to ``<gateway>/progress``."""
+    """POSTs ``{id, parent_id, actor, step, steps, status, sent}`` to ``<gateway>/jobs/<id>/progress``.
+
+    ``status`` is an ``Outcome`` value; ``sent`` is how many envelopes the
+    delivery produced (outputs, error-end or happy-end copies, requeues).
+    """
 
     def __init__(self, gateway_url: str, *, queue_size: int = 10_000) -> None:
-        self.url = f"{gateway_url}/progress" if gateway_url else ""
+        self.url = gateway_url
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
@@ -63,7 +68,8 @@ class ProgressReporter:
             while True:
                 event = await self._queue.get()
                 try:
-                    async with session.post(self.url, json=event) as resp:
+                    url = f"{self.url}/jobs/{quote(str(event['id']), safe='')}/progress"
+                    async with session.post(url, json=event) as resp:
                         if resp.status >= 400:
                             log.debug("gateway answered %s to a progress report", resp.status)
                 except (aiohttp.ClientError, TimeoutError) as exc:

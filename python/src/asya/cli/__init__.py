@@ -1,0 +1,16 @@
+"""The ``asya`` command line: one typer app, one module per noun in ``commands/``."""
+
+from __future__ import annotations
+
+import typer
+
+from asya.cli.commands import dev
+
+app = typer.Typer(help="Asya: asynchronous multi-step AI pipelines.", no_args_is_help=True)
+app.add_typer(dev.app, name="dev")
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

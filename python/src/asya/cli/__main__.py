@@ -1,0 +1,3 @@
+from asya.cli import main
+
+main()
