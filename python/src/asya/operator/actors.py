@@ -1,0 +1,188 @@
+"""One actor's reconcile and observe steps: read the world, call the pure rules, write.
+
+``handlers`` (kopf) calls ``reconcile`` on create/update/resume and ``observe`` on the
+timer. Both return an ``Observation``; turning it into status is pure
+(``reconciling.status``). Children are written only when their fingerprint changed, so
+an unchanged actor costs reads, never writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from asya.operator import config as configs
+from asya.operator import kube, provisioning, reconciling
+from asya.operator.reconciling import specs, status
+from asya.operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+SCALING_KINDS = ("ScaledObject", "TriggerAuthentication")
+
+
+def load_runtime_source() -> str:
+    """The stdlib-only runtime file shipped in the ``asya.runtime`` package."""
+    return importlib.resources.files("asya.runtime").joinpath("server.py").read_text(encoding="utf-8")
+
+
+@dataclasses.dataclass
+class OperatorState:
+    """Everything handlers share, built once at start-up (kept in kopf's memo)."""
+
+    settings: OperatorSettings
+    config: configs.OperatorConfig
+    kube: kube.KubeClient
+    queues: provisioning.Queues
+    runtime_source: str
+    queue_checked: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
+
+
+class RetryLater(Exception):
+    """The reconcile hit a temporary problem; status is written, kopf should retry."""
+
+
+def _unknown_transport(actor: specs.ActorSpec, cfg: configs.OperatorConfig) -> status.Problem:
+    declared = ", ".join(sorted(cfg.transports)) or "none"
+    return status.Problem(
+        "UnknownTransport",
+        f"transport {actor.transport!r} is not declared in the operator configuration (declared: {declared}); "
+        "fix spec.transport or add the transport to the operator's Helm values",
+    )
+
+
+def parse(body: Mapping[str, Any], state: OperatorState) -> tuple[specs.ActorSpec | None, status.Observation]:
+    """Parse the body; on a spec problem return (None, an observation carrying it)."""
+    meta = body.get("metadata") or {}
+    generation = int(meta.get("generation") or 0)
+    queue = f"asya-{meta.get('name', '')}"
+    try:
+        actor = specs.parse_actor(body)
+    except specs.SpecError as exc:
+        return None, status.Observation(generation, queue, spec_problem=status.Problem("InvalidSpec", str(exc)))
+    if actor.transport not in state.config.transports:
+        return None, status.Observation(generation, queue, spec_problem=_unknown_transport(actor, state.config))
+    return actor, status.Observation(generation, queue)
+
+
+async def _apply_if_changed(state: OperatorState, manifest: dict[str, Any]) -> dict[str, Any]:
+    meta = manifest["metadata"]
+    current = await state.kube.get(manifest["kind"], meta["namespace"], meta["name"])
+    wanted = meta["annotations"][reconciling.HASH_ANNOTATION]
+    if current is not None:
+        have = ((current.get("metadata") or {}).get("annotations") or {}).get(reconciling.HASH_ANNOTATION)
+        if have == wanted:
+            return current
+    return await state.kube.apply(manifest)
+
+
+async def _remove_scaling(state: OperatorState, actor: specs.ActorSpec) -> None:
+    """Scaling switched off: delete the ScaledObject/TriggerAuthentication if they exist."""
+    for kind in SCALING_KINDS:
+        name = actor.name if kind == "ScaledObject" else reconciling.scaling.auth_name(actor)
+        try:
+            if await state.kube.get(kind, actor.namespace, name) is not None:
+                await state.kube.delete(kind, actor.namespace, name)
+        except kube.KubeError as exc:
+            if exc.status != 404:  # 404 on the type itself: KEDA not installed, nothing to remove
+                raise
+
+
+async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Observation:
+    """Bring the actor's queue and children to the spec; raise ``RetryLater`` on temporary trouble."""
+    actor, obs = parse(body, state)
+    if actor is None:
+        return obs
+    transport = state.config.transports[actor.transport]
+    base = dict(
+        generation=actor.generation,
+        queue=actor.queue,
+        transport_type=transport.type,
+        scaling_enabled=actor.scaling.enabled,
+        fixed_replicas=actor.replicas,
+    )
+    try:
+        children, scaling_problem = reconciling.desired_children(actor, transport, state.config, state.runtime_source)
+    except specs.SpecError as exc:
+        return status.Observation(actor.generation, actor.queue, status.Problem("InvalidSpec", str(exc)))
+    queue_problem = await state.queues.ensure(actor.transport, actor.queue)
+    state.queue_checked[(actor.namespace, actor.name)] = time.monotonic()
+    applied: dict[str, dict[str, Any]] = {}
+    try:
+        for manifest in children:
+            try:
+                applied[manifest["kind"]] = await _apply_if_changed(state, manifest)
+            except kube.KubeError as exc:
+                if manifest["kind"] not in SCALING_KINDS or exc.status != 404:
+                    raise
+                scaling_problem = status.Problem(
+                    "KedaMissing", f"KEDA is not installed in this cluster ({exc}); install KEDA or disable scaling"
+                )
+                break
+        if not actor.scaling.enabled:
+            await _remove_scaling(state, actor)
+    except kube.KubeError as exc:
+        raise RetryLater(f"writing the children of {actor.namespace}/{actor.name} failed: {exc}") from exc
+    depth = await state.queues.depth(actor.transport, actor.queue) if queue_problem is None else None
+    obs = status.Observation(
+        **base,  # type: ignore[arg-type]
+        queue_problem=queue_problem,
+        queue_depth=depth,
+        workload=applied.get(actor.workload_type),
+        scaling_problem=scaling_problem,
+    )
+    return obs
+
+
+async def observe(body: Mapping[str, Any], state: OperatorState) -> status.Observation | None:
+    """Timer tick: re-read workload and queue depth, re-create a vanished queue now and then.
+
+    None when the actor is not in a state a tick should report on (spec problems are
+    reported by the reconcile; a pending reconcile reports itself).
+    """
+    actor, _ = parse(body, state)
+    if actor is None:
+        return None
+    transport = state.config.transports[actor.transport]
+    key = (actor.namespace, actor.name)
+    queue_problem = None
+    if time.monotonic() - state.queue_checked.get(key, 0.0) >= state.settings.queue_check_interval_s:
+        queue_problem = await state.queues.ensure(actor.transport, actor.queue)
+        state.queue_checked[key] = time.monotonic()
+    else:
+        prior = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
+        q = prior.get(status.QUEUE_READY) or {}
+        if q.get("status") == "False":
+            queue_problem = status.Problem(str(q.get("reason", "")), str(q.get("message", "")))
+    workload = await state.kube.get(actor.workload_type, actor.namespace, actor.name)
+    prior_scaling = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}.get(
+        status.SCALING_READY
+    ) or {}
+    scaling_problem = None
+    if actor.scaling.enabled and prior_scaling.get("status") == "False":
+        scaling_problem = status.Problem(str(prior_scaling.get("reason")), str(prior_scaling.get("message")))
+    depth = await state.queues.depth(actor.transport, actor.queue) if queue_problem is None else None
+    return status.Observation(
+        generation=actor.generation,
+        queue=actor.queue,
+        transport_type=transport.type,
+        queue_problem=queue_problem,
+        queue_depth=depth,
+        workload=workload,
+        scaling_enabled=actor.scaling.enabled,
+        scaling_problem=scaling_problem,
+        fixed_replicas=actor.replicas,
+    )
+
+
+async def delete_queue(body: Mapping[str, Any], state: OperatorState) -> status.Problem | None:
+    """Deletion policy Delete: remove the actor's queue (children go by ownerReferences)."""
+    actor, _ = parse(body, state)
+    state.queue_checked.pop((str(body["metadata"].get("namespace")), str(body["metadata"].get("name"))), None)
+    if actor is None or not actor.delete_queue:
+        return None
+    return await state.queues.delete(actor.transport, actor.queue)

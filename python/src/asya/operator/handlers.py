@@ -1,0 +1,123 @@
+"""kopf handlers for AsyncActor: thin glue between kopf and ``actors``/``reconciling``.
+
+``register(registry, settings)`` adds every handler to an explicit registry (tests and
+``running.main`` create their own), so the timer interval comes from settings. kopf is
+configured once, in the start-up handler: annotation-based progress and diff-base
+storage under ``asya.sh/``, our own finalizer name, and Events only for warnings (so a
+healthy actor produces no Event writes).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+import kopf
+
+from asya.operator import actors, config, kube, provisioning
+from asya.operator.reconciling import status
+from asya.operator.settings import OperatorSettings
+
+GROUP, VERSION, PLURAL = "asya.sh", "v1alpha1", "asyncactors"
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_status(body: kopf.Body, patch: kopf.Patch, obs: status.Observation) -> None:
+    old = dict(body.get("status") or {})
+    new = status.compute_status(obs, old, _now())
+    changes = status.status_patch(old, new)
+    if changes:
+        patch.setdefault("status", {}).update(changes)
+
+
+def _wants_queue_deleted(spec: kopf.Spec, **_: Any) -> bool:
+    return bool((spec.get("queue") or {}).get("deletionPolicy") == "Delete")
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Add the AsyncActor handlers to ``registry``."""
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        settings.persistence.finalizer = "asya.sh/finalizer"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="asya.sh")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="asya.sh", key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        memo.state = await _build_state()
+
+    async def _build_state() -> actors.OperatorState:
+        cfg = config.load_config(op_settings.config_path)
+        client = kube.KubeClient(kube.Credentials.load(), op_settings.field_manager, op_settings.crash_after_writes)
+        await client.__aenter__()
+        return actors.OperatorState(
+            settings=op_settings,
+            config=cfg,
+            kube=client,
+            queues=provisioning.Queues(cfg.transports),
+            runtime_source=actors.load_runtime_source(),
+        )
+
+    op_settings = settings
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        c = kube.Credentials.load()
+        return kopf.ConnectionInfo(
+            server=c.server,
+            ca_path=c.ca_path or None,
+            insecure=c.insecure,
+            scheme="Bearer" if c.token else None,
+            token=c.token or None,
+            certificate_path=c.cert_path or None,
+            private_key_path=c.key_path or None,
+        )
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        state: actors.OperatorState | None = getattr(memo, "state", None)
+        if state is not None:
+            await state.queues.close()
+            await state.kube.__aexit__(None, None, None)
+
+    @kopf.on.resume(*RESOURCE, registry=registry)
+    @kopf.on.create(*RESOURCE, registry=registry)
+    @kopf.on.update(*RESOURCE, registry=registry)
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        state: actors.OperatorState = memo.state
+        try:
+            obs = await actors.reconcile(body, state)
+        except actors.RetryLater as exc:
+            patch.setdefault("status", {}).update({"status": "Error", "lastError": str(exc)})
+            raise kopf.TemporaryError(str(exc), delay=state.settings.retry_delay_s) from exc
+        _write_status(body, patch, obs)
+        if obs.queue_problem is not None:
+            raise kopf.TemporaryError(obs.queue_problem.message, delay=state.settings.retry_delay_s)
+
+    @kopf.timer(
+        *RESOURCE,
+        interval=settings.status_interval_s,
+        initial_delay=settings.status_interval_s,
+        registry=registry,
+    )
+    async def refresh(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        seen = (body.get("status") or {}).get("observedGeneration")
+        if seen != body.metadata.get("generation"):
+            return  # a reconcile is pending or running; it reports itself
+        obs = await actors.observe(body, memo.state)
+        if obs is not None:
+            _write_status(body, patch, obs)
+
+    @kopf.on.delete(*RESOURCE, when=_wants_queue_deleted, registry=registry)
+    async def delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        state: actors.OperatorState = memo.state
+        problem = await actors.delete_queue(body, state)
+        if problem is not None:
+            raise kopf.TemporaryError(problem.message, delay=state.settings.retry_delay_s)

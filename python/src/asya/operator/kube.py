@@ -1,0 +1,168 @@
+"""A small async Kubernetes REST client for the operator's children.
+
+kopf talks to the API for the AsyncActors themselves; this client reads and writes the
+children (ConfigMap, Deployment/StatefulSet, KEDA objects). It does server-side apply
+(PATCH ``application/apply-patch+yaml``) so re-applying the same manifest is idempotent
+and no duplicates can appear after a crash, and it counts its writes (the benchmark and
+the fault-injection knob use the counter). Credentials come from the same place kopf's
+login uses (in-cluster ServiceAccount or ``$KUBECONFIG``), see ``Credentials.load``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+# kind -> (API prefix, plural); everything the operator creates
+RESOURCES: dict[str, tuple[str, str]] = {
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
+    "ScaledObject": ("/apis/keda.sh/v1alpha1", "scaledobjects"),
+    "TriggerAuthentication": ("/apis/keda.sh/v1alpha1", "triggerauthentications"),
+}
+
+
+class KubeError(RuntimeError):
+    """The API refused a request; ``status`` is the HTTP code, the message is the API's."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """Where the API is and how to authenticate."""
+
+    server: str
+    """https://host:port"""
+    token: str = ""
+    """Bearer token, if any."""
+    ca_path: str = ""
+    """CA bundle file; empty = system CAs."""
+    cert_path: str = ""
+    """Client certificate file, if any."""
+    key_path: str = ""
+    """Client key file, if any."""
+    insecure: bool = False
+    """Skip TLS verification (never in production)."""
+
+    @classmethod
+    def load(cls) -> Credentials:
+        """In-cluster ServiceAccount if present, else ``$KUBECONFIG``/~/.kube/config."""
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken") or ""
+        token = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else auth
+        return cls(
+            server=str(cfg.host),
+            token=token,
+            ca_path=cfg.ssl_ca_cert or "",
+            cert_path=cfg.cert_file or "",
+            key_path=cfg.key_file or "",
+            insecure=not cfg.verify_ssl,
+        )
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """TLS context trusting ``ca_path`` and presenting the client certificate."""
+        ctx = ssl.create_default_context(cafile=self.ca_path or None)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert_path:
+            ctx.load_cert_chain(self.cert_path, self.key_path or None)
+        return ctx
+
+
+def object_path(kind: str, namespace: str, name: str = "") -> str:
+    """REST path of a namespaced object (or its collection when ``name`` is empty)."""
+    prefix, plural = RESOURCES[kind]
+    path = f"{prefix}/namespaces/{namespace}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+class KubeClient:
+    """get / apply / delete for the operator's children, over one aiohttp session."""
+
+    def __init__(self, creds: Credentials, field_manager: str, crash_after_writes: int = 0) -> None:
+        self._creds = creds
+        self._field_manager = field_manager
+        self._crash_after = crash_after_writes
+        self._session: aiohttp.ClientSession | None = None
+        self.writes = 0
+        """Write requests sent (apply + delete)."""
+
+    async def __aenter__(self) -> KubeClient:
+        headers = {"Authorization": f"Bearer {self._creds.token}"} if self._creds.token else {}
+        self._session = aiohttp.ClientSession(
+            base_url=self._creds.server,
+            headers=headers,
+            connector=aiohttp.TCPConnector(ssl=self._creds.ssl_context(), limit=32),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("KubeClient used outside 'async with'")
+        return self._session
+
+    async def _check(self, resp: aiohttp.ClientResponse) -> dict[str, Any]:
+        text = await resp.text()
+        try:
+            body = json.loads(text) if text else {}
+        except ValueError:
+            body = {"message": text}
+        if resp.status >= 400:
+            raise KubeError(resp.status, str(body.get("message", text))[:500])
+        return dict(body)
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        async with self.session.get(object_path(kind, namespace, name)) as resp:
+            if resp.status == 404:
+                return None
+            return await self._check(resp)
+
+    def _count_write(self) -> None:
+        self.writes += 1
+        if self._crash_after and self.writes >= self._crash_after:
+            os._exit(137)  # fault injection for tests: die as if SIGKILLed mid-reconcile
+
+    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply ``manifest`` (create or update) and return the stored object."""
+        meta = manifest["metadata"]
+        path = object_path(str(manifest["kind"]), str(meta["namespace"]), str(meta["name"]))
+        params = {"fieldManager": self._field_manager, "force": "true"}
+        headers = {"Content-Type": "application/apply-patch+yaml"}
+        async with self.session.patch(path, params=params, headers=headers, data=json.dumps(manifest)) as resp:
+            body = await self._check(resp)
+        self._count_write()
+        return body
+
+    async def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete the object (background propagation); False when it was already gone."""
+        params = {"propagationPolicy": "Background"}
+        async with self.session.delete(object_path(kind, namespace, name), params=params) as resp:
+            if resp.status == 404:
+                return False
+            await self._check(resp)
+        self._count_write()
+        return True
