@@ -247,7 +247,8 @@ class Processor:
         await self.publisher.send(ERROR_END, routing.error_envelope(env, code, details))
 
     async def _runtime_lost(self, env: Envelope, delivery: Delivery, exc: Exception) -> Outcome:
-        attempt = delivery.attempt
+        # Our own requeues carry the count in a transport header; broker redeliveries in delivery.attempt.
+        attempt = max(delivery.attempt, _int(delivery.headers.get(ATTEMPT_HEADER), 1))
         if attempt < self.settings.max_deliveries:
             log.warning("runtime lost during %s (delivery %d): %s; requeueing", env["id"], attempt, exc)
             await self.transport.publish(delivery.queue, delivery.body, headers={ATTEMPT_HEADER: attempt + 1})
@@ -262,6 +263,13 @@ class Processor:
         )
         await self._fail(env, ErrorCode.CONNECTION_ERROR.value, {"message": message, "type": type(exc).__name__})
         return Outcome.ERROR
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 async def _settle_safely(coro: Any) -> None:

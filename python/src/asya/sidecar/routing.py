@@ -77,7 +77,7 @@ def unparseable_envelope(body: bytes, actor: str, field: str, message: str) -> E
             "error": ErrorCode.MSG_PARSING_ERROR.value,
             "details": _complete(
                 {
-                    "message": f"message received by actor {actor!r} is not a valid envelope: {message}",
+                    "message": f"message received by actor {actor!r} is not a valid envelope: {field}: {message}",
                     "type": "EnvelopeError",
                     "field": field,
                 }
