@@ -1,0 +1,185 @@
+"""Fixtures for the operator tests: a real control plane and the operator as a process.
+
+Session scope: etcd + kube-apiserver (+ controller-manager) from ``controlplane``, the
+AsyncActor CRD and KEDA's CRDs (fetched by ``ci/keda-crds.sh`` from the KEDA Go module),
+the operator's ServiceAccount bound to the shipped ClusterRole (``crds/rbac/operator.yaml``),
+and one operator process watching namespaces ``asya-t-*``. Tests that must kill or restart
+an operator start their own with ``start_operator`` on a namespace outside that glob.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import controlplane
+import pytest
+import yaml
+
+ROOT = controlplane.ROOT
+CRD = ROOT / "crds" / "asyncactor.yaml"
+RBAC = ROOT / "crds" / "rbac" / "operator.yaml"
+KEDA_CRDS = ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")
+OPERATOR_NS = "asya-system"
+OPERATOR_SA = "asya-operator"
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 30, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # the object may not exist yet
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+def keda_crd_files() -> list[Path]:
+    out = subprocess.run([str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True, timeout=600)
+    folder = Path(out.stdout.strip().splitlines()[-1])
+    return [folder / f for f in KEDA_CRDS]
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[controlplane.ControlPlane]:
+    """A running control plane with the CRDs and the operator's RBAC installed."""
+    cp = controlplane.ControlPlane()
+    try:
+        cp.start()
+        cp.apply_crds([CRD, *keda_crd_files()])
+        cp.kubectl("apply", "--server-side", "-f", str(RBAC))
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(kube: controlplane.ControlPlane) -> Path:
+    """Kubeconfig of the operator's ServiceAccount, bound only by the shipped ClusterRole."""
+    role = yaml.safe_load(RBAC.read_text())["metadata"]["name"]
+    return kube.service_account_kubeconfig(OPERATOR_NS, OPERATOR_SA, role)
+
+
+@pytest.fixture(scope="session")
+def local_queues(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of the ``local`` transport shared by the operator and the tests."""
+    return tmp_path_factory.mktemp("local-queues")
+
+
+@pytest.fixture(scope="session")
+def operator_config(
+    tmp_path_factory: pytest.TempPathFactory, local_queues: Path, rabbitmq_server: Any
+) -> tuple[Path, dict[str, str]]:
+    """Operator configuration file (transports ``local`` and ``rabbit``) and the env it needs."""
+    cfg = {
+        "transports": {
+            "local": {"type": "local", "url": str(local_queues)},
+            "rabbit": {
+                "type": "rabbitmq",
+                "urlEnv": "ASYA_TEST_RABBIT_URL",
+                "secretRef": {"name": "asya-rabbitmq", "key": "url"},
+            },
+        },
+        "sidecar": {"image": "example.org/asya-sidecar:test"},
+        "gatewayUrl": "http://asya-gateway:8080",
+    }
+    path = tmp_path_factory.mktemp("operator-config") / "operator.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path, {"ASYA_TEST_RABBIT_URL": rabbitmq_server.url}
+
+
+class OperatorProcess:
+    """``python -m asya.operator`` as a child process."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def start_operator(
+    kube: controlplane.ControlPlane,
+    operator_kubeconfig: Path,
+    operator_config: tuple[Path, dict[str, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Factory: start an operator on the given namespaces (globs) with extra env."""
+    started: list[OperatorProcess] = []
+    logs = tmp_path_factory.mktemp("operator-logs")
+
+    def start(namespaces: str, **env: str) -> OperatorProcess:
+        path, cfg_env = operator_config
+        full = {
+            **os.environ,
+            **cfg_env,
+            "KUBECONFIG": str(operator_kubeconfig),
+            "ASYA_OPERATOR_CONFIG": str(path),
+            "ASYA_OPERATOR_NAMESPACES": namespaces,
+            "ASYA_OPERATOR_STATUS_INTERVAL_S": "1",
+            "ASYA_OPERATOR_QUEUE_CHECK_S": "2",
+            "ASYA_OPERATOR_RETRY_DELAY_S": "1",
+            **env,
+        }
+        log = logs / f"operator-{len(started)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "asya.operator"], env=full, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        )
+        op = OperatorProcess(proc, log)
+        started.append(op)
+        return op
+
+    yield start
+    for op in started:
+        op.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
+    """The shared operator, watching namespaces ``asya-t-*``."""
+    return start_operator("asya-t-*")
+
+
+@pytest.fixture(scope="session")
+def api(kube: controlplane.ControlPlane) -> Any:
+    """An admin ``kubernetes.client.ApiClient``."""
+    from kubernetes import client, config
+
+    return config.new_client_from_config(config_file=str(kube.admin_kubeconfig))
+
+
+def new_namespace(kube: controlplane.ControlPlane, prefix: str) -> str:
+    ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", ns)
+    # sidecars and KEDA read the broker URL from this Secret (the operator never does)
+    kube.kubectl("create", "secret", "generic", "asya-rabbitmq", "-n", ns, "--from-literal=url=amqp://x")
+    return ns
+
+
+@pytest.fixture
+def namespace(kube: controlplane.ControlPlane, operator: OperatorProcess) -> str:
+    """A fresh namespace watched by the shared operator."""
+    return new_namespace(kube, "asya-t")
