@@ -1,0 +1,430 @@
+"""The ``sqs`` transport, on boto3 (the only transport module that imports it).
+
+Built by ``transports.create`` for the sidecar, crew actors and CLI when
+``kind=sqs``; ``settings.url`` is the endpoint (empty for AWS itself, an
+ElasticMQ URL in tests), credentials come from boto3's usual chain.
+
+Why shaped so:
+- boto3 blocks, so every call runs in a private thread pool; the event loop
+  never waits on the network. One client is shared (boto3 clients are
+  thread-safe) with a connection pool as large as the pool.
+- Long polling (``WaitTimeSeconds``, default 10) keeps idle consumers cheap.
+  Closing does not wait for a poll in flight: the poll is abandoned, and if it
+  still returns messages its thread makes them visible again at once.
+- Every received message is leased for ``visibility_timeout_s`` (passed on
+  each receive, so it wins over the queue's attribute). Whoever runs a long
+  handler keeps the lease with ``Delivery.extend`` (the sidecar does, every
+  third of the lease); ``nack(requeue=True)`` ends the lease now; ``close``
+  ends the leases of every delivery left unsettled, like an AMQP channel.
+- ``attempt`` is SQS's ``ApproximateReceiveCount``.
+- Delays: SQS ``DelaySeconds`` takes whole seconds up to 900. The sub-second
+  remainder is awaited here (an asyncio sleep, no thread) so the message
+  appears when asked, not up to a second late; longer delays are capped at 900.
+- Bodies are bytes but SQS carries text: bodies that are non-empty UTF-8 made
+  of SQS-legal characters go as they are, anything else base64 with a marker
+  attribute. Envelope JSON always goes as is. Headers travel as one JSON
+  message attribute (SQS allows only 10 attributes, and headers may nest).
+- ``ensure_queue`` also creates ``<queue>-dlq`` and sets a redrive policy
+  (``maxReceiveCount``, default 10): a safety net behind the sidecar's own
+  ``ASYA_MAX_DELIVERIES`` crash-loop handling, which normally fires first.
+
+Options (``TransportSettings.options``): ``wait_time_s`` (1-20, default 10),
+``redrive_max_receives`` (default 10, 0 disables the redrive), ``workers``
+(thread pool size, default 32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import concurrent.futures
+import contextlib
+import functools
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from asya.contracts.envelope import DLQ_NAME
+from asya.contracts.errors import PermanentError
+from asya.sidecar.transports.base import Delivery, Transport, TransportSettings
+
+if TYPE_CHECKING:
+    from typing_extensions import override
+else:  # typing.override is 3.12+; at run time the decorator only documents intent
+
+    def override(fn):
+        return fn
+
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 256 * 1024
+"""SQS's classic message size limit (body + attributes); larger payloads take the claim check."""
+MAX_DELAY_S = 900
+"""SQS ``DelaySeconds`` ceiling."""
+DLQ_SUFFIX = "-dlq"
+HEADERS_ATTR = "asya-headers"
+ENCODING_ATTR = "asya-body-encoding"
+_MAX_BATCH = 10  # SQS receive/delete batch limit
+# Characters SQS accepts in a message body (anything else is rejected by the service).
+_SQS_TEXT = re.compile("^[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+$")
+_MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+
+_T = TypeVar("_T")
+
+
+class _Lease:
+    """What an SQS ``Delivery.raw`` holds: where the message lives and its receipt handle."""
+
+    __slots__ = ("consumer", "message_id", "queue_url", "receipt")
+
+    def __init__(self, queue_url: str, receipt: str, message_id: str, consumer: _Consumer) -> None:
+        self.queue_url = queue_url
+        self.receipt = receipt
+        self.message_id = message_id
+        self.consumer = consumer
+
+
+class _Consumer:
+    """Book-keeping of one ``consume`` iterator: deliveries yielded and not yet settled."""
+
+    def __init__(self) -> None:
+        self.outstanding: dict[str, Delivery] = {}
+        self.slot_freed: asyncio.Future[None] | None = None
+
+    def settled(self, lease: _Lease) -> None:
+        self.outstanding.pop(lease.receipt, None)
+        if self.slot_freed is not None and not self.slot_freed.done():
+            self.slot_freed.set_result(None)
+
+
+class _Poll:
+    """One long poll in a worker thread; the event loop may abandon it when closing."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.handed_over = False
+
+
+class SQSTransport(Transport):
+    """Amazon SQS (or ElasticMQ) standard queues."""
+
+    name: ClassVar[str] = "sqs"
+    supports_delay: ClassVar[bool] = True
+    max_message_bytes: ClassVar[int | None] = MAX_MESSAGE_BYTES
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+        opts = settings.options
+        self.endpoint_url = settings.url or None
+        self.visibility_timeout_s = settings.visibility_timeout_s
+        self.wait_time_s = max(1, min(20, int(opts.get("wait_time_s", "10"))))
+        self.redrive_max_receives = int(opts.get("redrive_max_receives", "10"))
+        self.workers = int(opts.get("workers", "32"))
+        self._client: Any = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._urls: dict[str, str] = {}
+        self._consumers: set[_Consumer] = set()
+        self._closed = True
+        self._closing: asyncio.Event | None = None
+        self._settler = _Settler(self)
+
+    # --- lifecycle ---
+
+    @override
+    async def connect(self) -> None:
+        if not self._closed:
+            return
+        config = botocore.config.Config(
+            connect_timeout=5,
+            read_timeout=self.wait_time_s + 15,
+            retries={"max_attempts": 4, "mode": "standard"},
+            max_pool_connections=self.workers,
+        )
+        self._client = boto3.session.Session().client(
+            "sqs", endpoint_url=self.endpoint_url, region_name=self.settings.region, config=config
+        )
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="asya-sqs")
+        self._closing = asyncio.Event()
+        self._closed = False
+
+    @override
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        assert self._closing is not None
+        self._closing.set()
+        # Like an AMQP channel closing: whatever this process still holds goes back now.
+        unsettled = [d for c in self._consumers for d in c.outstanding.values() if not d.settled]
+        for consumer in self._consumers:
+            consumer.outstanding.clear()
+            if consumer.slot_freed is not None and not consumer.slot_freed.done():
+                consumer.slot_freed.set_result(None)
+        if unsettled:
+            leases: list[_Lease] = [d.raw for d in unsettled]
+            for d in unsettled:
+                d.settled = True
+            with contextlib.suppress(Exception):
+                await self._call(self._release_sync, leases)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)  # an abandoned long poll finishes (and releases) on its own
+
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        if self._pool is None:
+            raise RuntimeError("sqs transport is not connected")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    # --- queues ---
+
+    async def _url(self, queue: str) -> str:
+        url = self._urls.get(queue)
+        if url is None:
+            url = (await self._call(self._client.get_queue_url, QueueName=queue))["QueueUrl"]
+            self._urls[queue] = url
+        return url
+
+    def _create_sync(self, queue: str, attributes: dict[str, str]) -> str:
+        try:
+            url: str = self._client.create_queue(QueueName=queue, Attributes=attributes)["QueueUrl"]
+        except botocore.exceptions.ClientError as exc:
+            # an existing queue with other attributes (made by another tool): use it as it is
+            if exc.response.get("Error", {}).get("Code") not in {"QueueAlreadyExists", "QueueNameExists"}:
+                raise
+            url = self._client.get_queue_url(QueueName=queue)["QueueUrl"]
+        return url
+
+    @override
+    async def ensure_queue(self, queue: str) -> None:
+        attributes = {"VisibilityTimeout": str(math.ceil(self.visibility_timeout_s))}
+        if self.redrive_max_receives > 0 and not (queue.endswith(DLQ_SUFFIX) or queue == DLQ_NAME):
+            dlq_url = await self._call(self._create_sync, queue + DLQ_SUFFIX, {})
+            self._urls[queue + DLQ_SUFFIX] = dlq_url
+            arn = (await self._call(self._client.get_queue_attributes, QueueUrl=dlq_url, AttributeNames=["QueueArn"]))[
+                "Attributes"
+            ]["QueueArn"]
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": arn, "maxReceiveCount": str(self.redrive_max_receives)}
+            )
+        self._urls[queue] = await self._call(self._create_sync, queue, attributes)
+
+    @override
+    async def delete_queue(self, queue: str) -> None:
+        for name in (queue, queue + DLQ_SUFFIX):
+            try:
+                url = await self._url(name)
+                await self._call(self._client.delete_queue, QueueUrl=url)
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in _MISSING_QUEUE:
+                    raise
+            self._urls.pop(name, None)
+
+    @override
+    async def queue_depth(self, queue: str) -> int:
+        attrs = await self._call(
+            self._client.get_queue_attributes,
+            QueueUrl=await self._url(queue),
+            AttributeNames=["ApproximateNumberOfMessages"],
+        )
+        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+    # --- publish ---
+
+    @override
+    async def publish(
+        self, queue: str, body: bytes, *, headers: Mapping[str, Any] | None = None, delay_s: float = 0.0
+    ) -> None:
+        if delay_s < 0:
+            raise ValueError(f"negative delay {delay_s}")
+        text, attributes = encode_message(body, headers)
+        size = len(text.encode()) + sum(len(k) + len(v["StringValue"].encode()) for k, v in attributes.items())
+        if size > MAX_MESSAGE_BYTES:
+            raise PermanentError(
+                f"message of {size} bytes exceeds SQS's {MAX_MESSAGE_BYTES}; offload the payload (claim check)"
+            )
+        if delay_s > MAX_DELAY_S:
+            log.warning("sqs: delay %.1fs capped at %ds", delay_s, MAX_DELAY_S)
+            delay_s = MAX_DELAY_S
+        whole = math.floor(delay_s)
+        if delay_s > whole and self._closing is not None:
+            # SQS delays in whole seconds; wait the fraction here so the message is not late
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay_s - whole)
+        url = await self._url(queue)
+        kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": text, "MessageAttributes": attributes}
+        if whole:
+            kwargs["DelaySeconds"] = whole
+        await self._call(self._client.send_message, **kwargs)
+
+    # --- consume ---
+
+    @override
+    async def consume(self, queue: str, *, prefetch: int) -> AsyncIterator[Delivery]:
+        if prefetch < 1:
+            raise ValueError("prefetch must be >= 1")
+        url = await self._url(queue)
+        consumer = _Consumer()
+        self._consumers.add(consumer)
+        buffered: collections.deque[dict[str, Any]] = collections.deque()
+        try:
+            while not self._closed:
+                if buffered:
+                    msg = buffered.popleft()
+                    delivery = self._delivery(queue, url, msg, consumer)
+                    consumer.outstanding[delivery.raw.receipt] = delivery
+                    yield delivery
+                    continue
+                free = prefetch - len(consumer.outstanding)
+                if free <= 0:
+                    consumer.slot_freed = asyncio.get_running_loop().create_future()
+                    await consumer.slot_freed
+                    continue
+                buffered.extend(await self._poll(url, min(free, _MAX_BATCH)))
+        finally:
+            self._consumers.discard(consumer)
+            if buffered and not self._closed:
+                # received but never handed out: make them visible again for other consumers
+                leases = [_Lease(url, m["ReceiptHandle"], m["MessageId"], consumer) for m in buffered]
+                with contextlib.suppress(Exception):
+                    await self._call(self._release_sync, leases)
+
+    async def _poll(self, url: str, limit: int) -> list[dict[str, Any]]:
+        assert self._closing is not None
+        poll = _Poll()
+        future = asyncio.ensure_future(self._call(self._receive_sync, url, limit, poll))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({future, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if not future.done():
+            with poll.lock:
+                if not poll.handed_over:
+                    poll.abandoned = True
+            if poll.abandoned:
+                future.add_done_callback(lambda f: f.exception())  # consume a late error quietly
+                return []
+        return await future
+
+    def _receive_sync(self, url: str, limit: int, poll: _Poll) -> list[dict[str, Any]]:
+        resp = self._client.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=limit,
+            WaitTimeSeconds=self.wait_time_s,
+            VisibilityTimeout=math.ceil(self.visibility_timeout_s),
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=["All"],
+        )
+        messages: list[dict[str, Any]] = resp.get("Messages", [])
+        with poll.lock:
+            if not poll.abandoned:
+                poll.handed_over = True
+                return messages
+        if messages:
+            self._release_sync([_Lease(url, m["ReceiptHandle"], m["MessageId"], _Consumer()) for m in messages])
+        return []
+
+    def _delivery(self, queue: str, url: str, msg: dict[str, Any], consumer: _Consumer) -> Delivery:
+        body, headers = decode_message(msg["Body"], msg.get("MessageAttributes") or {})
+        attempt = int(msg.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+        lease = _Lease(url, msg["ReceiptHandle"], msg["MessageId"], consumer)
+        return Delivery(body=body, queue=queue, attempt=attempt, headers=headers, raw=lease, settle=self._settler)
+
+    def _release_sync(self, leases: list[_Lease]) -> None:
+        by_url: dict[str, list[_Lease]] = collections.defaultdict(list)
+        for lease in leases:
+            by_url[lease.queue_url].append(lease)
+        for url, group in by_url.items():
+            for i in range(0, len(group), _MAX_BATCH):
+                entries = [
+                    {"Id": str(n), "ReceiptHandle": lease.receipt, "VisibilityTimeout": 0}
+                    for n, lease in enumerate(group[i : i + _MAX_BATCH])
+                ]
+                self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+
+    # --- settling (called through Delivery) ---
+
+    async def _settle(self, delivery: Delivery, fn: Callable[..., Any], what: str, **kwargs: Any) -> None:
+        lease: _Lease = delivery.raw
+        lease.consumer.settled(lease)
+        if self._closed:
+            log.warning("sqs transport closed before %s of message %s; it will be redelivered", what, lease.message_id)
+            return
+        try:
+            await self._call(fn, QueueUrl=lease.queue_url, ReceiptHandle=lease.receipt, **kwargs)
+        except botocore.exceptions.ClientError as exc:
+            # the lease expired and someone else holds the message now: nothing of ours to settle
+            code = exc.response.get("Error", {}).get("Code", "")
+            if "ReceiptHandle" not in code and code not in {"MessageNotInflight", "InvalidParameterValue"}:
+                raise
+            log.warning("sqs: lease on message %s expired before %s (%s)", lease.message_id, what, code)
+
+
+class _Settler:
+    """The ``Delivery`` settle hooks, kept off the transport's public surface."""
+
+    def __init__(self, transport: SQSTransport) -> None:
+        self._t = transport
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._t._settle(delivery, self._t._client.delete_message, "ack")
+
+    async def nack(self, delivery: Delivery, requeue: bool) -> None:
+        if requeue:
+            await self._t._settle(delivery, self._t._client.change_message_visibility, "nack", VisibilityTimeout=0)
+        else:
+            await self._t._settle(delivery, self._t._client.delete_message, "nack")
+
+    async def extend(self, delivery: Delivery, seconds: float) -> None:
+        lease: _Lease = delivery.raw
+        if delivery.settled or self._t._closed:
+            return
+        await self._t._call(
+            self._t._client.change_message_visibility,
+            QueueUrl=lease.queue_url,
+            ReceiptHandle=lease.receipt,
+            VisibilityTimeout=min(43200, math.ceil(seconds)),
+        )
+
+
+def encode_message(body: bytes, headers: Mapping[str, Any] | None) -> tuple[str, dict[str, dict[str, str]]]:
+    """SQS body text and message attributes for ``body`` + ``headers``."""
+    attributes: dict[str, dict[str, str]] = {}
+    if headers:
+        attributes[HEADERS_ATTR] = {
+            "DataType": "String",
+            "StringValue": json.dumps(dict(headers), separators=(",", ":"), default=str),
+        }
+    try:
+        text = body.decode("utf-8")
+        if not _SQS_TEXT.match(text):
+            raise ValueError("characters SQS does not carry")
+    except ValueError:
+        text = base64.b64encode(body).decode("ascii") or "="
+        attributes[ENCODING_ATTR] = {"DataType": "String", "StringValue": "base64"}
+    return text, attributes
+
+
+def decode_message(text: str, attributes: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """Inverse of ``encode_message``."""
+    headers: dict[str, Any] = {}
+    raw_headers = attributes.get(HEADERS_ATTR)
+    if raw_headers:
+        with contextlib.suppress(ValueError):
+            headers = json.loads(raw_headers.get("StringValue", "{}"))
+    encoding = (attributes.get(ENCODING_ATTR) or {}).get("StringValue")
+    if encoding == "base64":
+        return (b"" if text == "=" else base64.b64decode(text)), headers
+    return text.encode("utf-8"), headers

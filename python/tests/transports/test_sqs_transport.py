@@ -1,0 +1,138 @@
+"""The ``sqs`` transport against real ElasticMQ: the shared contracts, plus SQS specifics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from fixtures.sqs import SQSServer
+from transports.contract import (
+    DEADLINE_S,
+    LEASE_S,
+    AckNackContract,
+    ConcurrencyContract,
+    DelayContract,
+    DurabilityContract,
+    PublishConsumeContract,
+    RedeliveryContract,
+    TransportContract,
+    next_delivery,
+    take,
+)
+
+from asya.contracts.errors import PermanentError
+from asya.sidecar.transports import TransportSettings
+from asya.sidecar.transports import sqs as sqs_transport
+
+pytestmark = [pytest.mark.sqs, pytest.mark.timeout(90)]
+
+
+class SQSConfig:
+    """Config mixin: the session's ElasticMQ, short leases, short long-polls."""
+
+    @pytest.fixture(autouse=True)
+    def _sqs(self, sqs_server: SQSServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.server = sqs_server
+        for key, value in sqs_server.env().items():
+            if key.startswith("AWS_"):
+                monkeypatch.setenv(key, value)
+
+    server: SQSServer | None = None
+
+    def settings(self) -> TransportSettings:
+        # also called before our fixture runs (DelayContract reads supports_delay): build-only is fine then
+        server = self.server or SQSServer(url="http://127.0.0.1:9")
+        return TransportSettings(
+            kind="sqs",
+            url=server.url,
+            region=server.region,
+            visibility_timeout_s=LEASE_S,
+            options={"wait_time_s": "2"},
+        )
+
+
+class TestSQSPublishConsume(SQSConfig, PublishConsumeContract): ...
+
+
+class TestSQSAckNack(SQSConfig, AckNackContract): ...
+
+
+class TestSQSRedelivery(SQSConfig, RedeliveryContract): ...
+
+
+class TestSQSDelay(SQSConfig, DelayContract): ...
+
+
+class TestSQSDurability(SQSConfig, DurabilityContract): ...
+
+
+class TestSQSConcurrency(SQSConfig, ConcurrencyContract): ...
+
+
+class TestSQSSpecifics(SQSConfig, TransportContract):
+    async def test_extend_keeps_a_long_handler_s_lease(self) -> None:
+        t = await self.make_transport()
+        q = await self.new_queue(t)
+        await t.publish(q, b"slow")
+        it = self.consume(t, q)
+        d = await next_delivery(it)
+        deadline = time.monotonic() + 3 * LEASE_S
+        while time.monotonic() < deadline:  # a handler working well past the lease
+            await d.extend(LEASE_S)
+            await asyncio.sleep(LEASE_S / 3)
+        other = await self.make_transport()
+        assert await other.queue_depth(q) == 0, "the message became visible while still leased"
+        await d.ack()
+
+    async def test_fractional_delay_is_honoured_not_rounded_down(self) -> None:
+        t = await self.make_transport()
+        q = await self.new_queue(t)
+        start = time.monotonic()
+        await t.publish(q, b"x", delay_s=1.4)
+        d = await next_delivery(self.consume(t, q))
+        assert time.monotonic() - start >= 1.4
+        await d.ack()
+
+    async def test_oversized_message_is_refused_before_sending(self) -> None:
+        t = await self.make_transport()
+        q = await self.new_queue(t)
+        with pytest.raises(PermanentError, match="claim check"):
+            await t.publish(q, b"x" * (sqs_transport.MAX_MESSAGE_BYTES + 1))
+        await t.publish(q, b"x" * (sqs_transport.MAX_MESSAGE_BYTES - 1024))
+        [d] = await take(self.consume(t, q), 1)
+        assert len(d.body) == sqs_transport.MAX_MESSAGE_BYTES - 1024
+
+    async def test_queue_gets_a_redrive_policy_to_its_own_dlq(self) -> None:
+        t = await self.make_transport()
+        q = await self.new_queue(t)
+        assert isinstance(t, sqs_transport.SQSTransport)
+        attrs = await t._call(
+            t._client.get_queue_attributes, QueueUrl=await t._url(q), AttributeNames=["RedrivePolicy"]
+        )
+        policy = json.loads(attrs["Attributes"]["RedrivePolicy"])
+        assert policy["deadLetterTargetArn"].endswith(f":{q}-dlq")
+        assert int(policy["maxReceiveCount"]) == 10
+
+    async def test_close_returns_unsettled_deliveries_at_once(self) -> None:
+        t1 = await self.make_transport()
+        q = await self.new_queue(t1)
+        await t1.publish(q, b"held")
+        await next_delivery(self.consume(t1, q))
+        start = time.monotonic()
+        await t1.close()
+        t2 = await self.make_transport()
+        d = await next_delivery(self.consume(t2, q), DEADLINE_S)
+        assert d.attempt == 2
+        assert time.monotonic() - start < LEASE_S  # released, not timed out
+        await d.ack()
+
+
+def test_bodies_sqs_cannot_carry_are_base64_with_a_marker() -> None:
+    for body in [b"", b"\x00\x01", bytes(range(256)), "ok \u00e9".encode(), b'{"id":"x"}']:
+        text, attrs = sqs_transport.encode_message(body, {"h": {"n": 1}})
+        assert text
+        assert sqs_transport.decode_message(text, attrs) == (body, {"h": {"n": 1}})
+    text, attrs = sqs_transport.encode_message(b'{"id":"x"}', None)
+    assert text == '{"id":"x"}' and attrs == {}
