@@ -1,0 +1,94 @@
+"""Operator crash mid-reconcile, restart, resume: converges, no duplicates, no hot loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import actorfactory as af
+import controlplane
+import pytest
+from conftest import OPERATOR_NS, OPERATOR_SA, OperatorProcess, new_namespace, wait_for
+from kubernetes import client
+
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(120)]
+
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}"
+
+
+def operator_writes(kube: controlplane.ControlPlane, ns: str) -> list[str]:
+    """The operator's API writes into ``ns`` so far, as 'verb resource/name[/sub]'."""
+    time.sleep(2.5)  # the audit log is written in batches of at most 1 s
+    out = []
+    for ev in kube.audit_writes():
+        ref = ev.get("objectRef") or {}
+        if ev.get("user", {}).get("username") == OPERATOR_USER and ref.get("namespace") == ns:
+            sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
+            out.append(f"{ev['verb']} {ref.get('resource')}/{ref.get('name')}{sub}")
+    return out
+
+
+def settled(api: Any, ns: str, name: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: (a := af.get(api, ns, name)).get("status", {}).get("observedGeneration") == 1
+        and af.condition(a, "QueueReady").get("status") == "True"
+        and a,
+        what=f"{name} settled",
+    )
+
+
+def test_killed_mid_reconcile_then_restarted_converges_without_duplicates(
+    kube: controlplane.ControlPlane, api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    ns = new_namespace(kube, "asya-k")
+    doomed = start_operator(ns, ASYA_OPERATOR_CRASH_AFTER_WRITES="2")  # dies right after the Deployment write
+    af.create(api, ns, af.actor_body("survivor"))
+    wait_for(lambda: doomed.proc.poll() is not None, what="operator crash")
+    assert doomed.proc.returncode == 137
+    apps = client.AppsV1Api(api)
+    dep_before = apps.read_namespaced_deployment("survivor", ns)
+    assert "observedGeneration" not in (af.get(api, ns, "survivor").get("status") or {})
+
+    start_operator(ns)
+    settled(api, ns, "survivor")
+    assert [d.metadata.name for d in apps.list_namespaced_deployment(ns).items] == ["survivor"]
+    cms = [c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map(ns).items]
+    assert cms.count("survivor-asya-runtime") == 1
+    # the restarted operator found the children as wanted and did not rewrite them
+    dep_after = apps.read_namespaced_deployment("survivor", ns)
+    assert dep_after.metadata.resource_version == dep_before.metadata.resource_version
+    rs = wait_for(lambda: apps.list_namespaced_replica_set(ns).items, what="replicaset")
+    assert len(rs) == 1
+
+
+def test_unchanged_actor_causes_no_writes_on_timer_ticks_or_resume(
+    kube: controlplane.ControlPlane, api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    ns = new_namespace(kube, "asya-k")
+    op = start_operator(ns)
+    af.create(api, ns, af.actor_body("calm"))
+    settled(api, ns, "calm")
+    time.sleep(2)  # let the first timer ticks record what they see
+    before = operator_writes(kube, ns)
+    time.sleep(4)  # four more ticks at 1 s
+    ticks = operator_writes(kube, ns)[len(before) :]
+    assert ticks == [], f"writes on timer ticks of an unchanged actor: {ticks}"
+    op.stop()
+    start_operator(ns)
+    time.sleep(5)  # resume handler + ticks
+    resumed = operator_writes(kube, ns)[len(before) :]
+    assert resumed == [], f"writes on resume of an unchanged actor: {resumed}"
+
+
+def test_printer_columns_show_real_values(
+    kube: controlplane.ControlPlane, api: Any, namespace: str
+) -> None:
+    af.create(api, namespace, af.actor_body("shown", replicas=2))
+    settled(api, namespace, "shown")
+    out = kube.kubectl("get", "asya", "-n", namespace)
+    header, row = out.strip().splitlines()
+    assert header.split() == ["NAME", "TRANSPORT", "READY", "QUEUE", "STATUS", "AGE"]
+    name, transport, ready, queue, status, _age = row.split()
+    assert (name, transport, ready, queue, status) == ("shown", "local", "0/2", "0", "Pending")
+    assert kube.kubectl("get", "asyas", "-n", namespace, "-o", "name").strip() == "asyncactor.asya.sh/shown"
