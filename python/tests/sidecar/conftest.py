@@ -90,6 +90,28 @@ class Bus:
             raise AssertionError(f"only {len(got)} of {count} envelope(s) arrived on {queue} within {timeout}s") from None
         return got
 
+    async def collect_ids(self, actor: str, ids: set[str], timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Take envelopes from ``actor``'s queue until every id in ``ids`` was seen (duplicates allowed)."""
+        queue = queue_name(actor)
+        await self.transport.ensure_queue(queue)
+        got: list[dict[str, Any]] = []
+        missing = set(ids)
+
+        async def take() -> None:
+            async for delivery in self.transport.consume(queue, prefetch=64):
+                env = json.loads(delivery.body)
+                got.append(env)
+                missing.discard(env.get("id"))
+                await delivery.ack()
+                if not missing:
+                    return
+
+        try:
+            await asyncio.wait_for(take(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{len(missing)} id(s) never arrived on {queue}: {sorted(missing)[:10]}") from None
+        return got
+
     async def depth(self, actor: str) -> int:
         return await self.transport.queue_depth(queue_name(actor))
 

@@ -380,7 +380,8 @@ def settings_from_env(environ: dict[str, str] | None = None) -> tuple[str, str, 
     )
 
 
-async def serve(handler_path: str, mode: str, socket_dir: str, threads: int, drain_s: float) -> None:
+async def serve(handler_path: str, mode: str, socket_dir: str, threads: int, drain_s: float) -> int:
+    """Run until SIGTERM/SIGINT; return how many calls were still running at exit."""
     handler = load_handler(handler_path)
     runtime = Runtime(handler, mode, socket_dir, threads)
     await runtime.start()
@@ -391,6 +392,7 @@ async def serve(handler_path: str, mode: str, socket_dir: str, threads: int, dra
     await stop.wait()
     log.info("signal received: draining %d in-flight call(s)", runtime.inflight)
     await runtime.stop(drain_s)
+    return runtime.inflight
 
 
 def main() -> int:
@@ -404,10 +406,14 @@ def main() -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        asyncio.run(serve(handler_path, mode, socket_dir, threads, drain_s))
+        stuck = asyncio.run(serve(handler_path, mode, socket_dir, threads, drain_s))
     except (HandlerLoadError, ValueError) as exc:
         log.critical("cannot start: %s", exc)
         return 2
+    if stuck:
+        # A hung sync handler holds a pool thread that the interpreter would join forever at exit.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 
