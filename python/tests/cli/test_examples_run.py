@@ -1,0 +1,49 @@
+"""Every examples/NN-name/ pipeline runs to completion with `asya dev run` (so examples cannot rot)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if (p / "pipeline.yaml").exists())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_pipeline_completes_on_the_local_transport(example: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "asya.cli", "dev", "run", str(example / "pipeline.yaml"), "--out", str(out), "--timeout", "240"],
+        capture_output=True, text=True, timeout=280,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "Pipeline complete" in res.stdout
+    results = [json.loads(p.read_text()) for p in (out / "results").glob("20*/*/*.json")]
+    assert results, "no results stored"
+    for env in results:
+        assert env["route"]["current"] == len(env["route"]["actors"])
+
+
+def test_text_insights_classifies_and_dead_letters_the_empty_document(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [sys.executable, "-m", "asya.cli", "dev", "run", str(ROOT / "examples/01-text-pipeline/pipeline.yaml"),
+         "--out", str(out), "--timeout", "240"],
+        capture_output=True, text=True, timeout=280,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in (out / "results").glob("20*/classify/*.json")]
+    topics = {(r["payload"]["doc"], r["payload"]["topic"]) for r in results}
+    assert ("match-report", "sports") in topics
+    assert ("chip-launch", "tech") in topics
+    assert ("recipe", "food") in topics
+    assert len({r["payload"]["doc"] for r in results}) == 7
+    assert any(r.get("parent_id") for r in results), "long documents fan out into chunks"
+    dead = list((out / "results" / "errors").rglob("*.json"))
+    assert len(dead) == 1 and "empty-note" in dead[0].read_text()
