@@ -86,6 +86,7 @@ def operator_config(
     cfg = {
         "transports": {
             "local": {"type": "local", "url": str(local_queues)},
+            "deadmq": {"type": "rabbitmq", "url": f"amqp://127.0.0.1:{controlplane.free_port()}/"},
             "rabbit": {
                 "type": "rabbitmq",
                 "urlEnv": "ASYA_TEST_RABBIT_URL",
@@ -166,7 +167,7 @@ def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
 @pytest.fixture(scope="session")
 def api(kube: controlplane.ControlPlane) -> Any:
     """An admin ``kubernetes.client.ApiClient``."""
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kube.admin_kubeconfig))
 

@@ -59,9 +59,13 @@ def test_delete_while_messages_wait_keeps_the_queue(api: Any, namespace: str, lo
     # children are garbage-collected through their ownerReferences (kube-controller-manager)
     wait_for(lambda: not apps.list_namespaced_deployment(namespace).items, what="deployment collected")
     wait_for(
-        lambda: not [
-            c for c in client.CoreV1Api(api).list_namespaced_config_map(namespace).items if c.metadata.name.startswith("keeper")
-        ],
+        lambda: (
+            not [
+                c
+                for c in client.CoreV1Api(api).list_namespaced_config_map(namespace).items
+                if c.metadata.name.startswith("keeper")
+            ]
+        ),
         what="configmap collected",
     )
     assert "asya-keeper" in queues(local_queues)

@@ -14,8 +14,10 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(90)]
 
 def reported(api: Any, ns: str, name: str) -> dict[str, Any]:
     return wait_for(
-        lambda: (a := af.get(api, ns, name)).get("status", {}).get("observedGeneration") == a["metadata"]["generation"]
-        and a,
+        lambda: (
+            (a := af.get(api, ns, name)).get("status", {}).get("observedGeneration") == a["metadata"]["generation"]
+            and a
+        ),
         what=f"status of {name}",
     )
 
@@ -26,7 +28,7 @@ def test_unknown_transport_is_a_condition_not_a_crash(api: Any, namespace: str, 
     cond = af.condition(actor, "Ready")
     assert cond["status"] == "False" and cond["reason"] == "UnknownTransport"
     assert "transport 'nowhere' is not declared" in cond["message"]
-    assert "declared: local, rabbit" in actor["status"]["lastError"]
+    assert "declared: deadmq, local, rabbit" in actor["status"]["lastError"]
     assert actor["status"]["status"] == "Error"
     assert operator.proc.poll() is None
     # nothing half-made
@@ -70,3 +72,18 @@ def test_scaling_on_a_transport_keda_cannot_scale_is_reported(api: Any, namespac
     assert "KEDA cannot scale on" in actor["status"]["lastError"]
     # the workload still exists: a bad scaling choice must not take the actor down
     assert client.AppsV1Api(api).read_namespaced_deployment("noscale", namespace)
+
+
+def test_unreachable_broker_is_reported_and_retried(api: Any, namespace: str, operator: OperatorProcess) -> None:
+    af.create(api, namespace, af.actor_body("stranded", transport="deadmq"))
+    actor = wait_for(
+        lambda: af.condition(a := af.get(api, namespace, "stranded"), "QueueReady").get("status") == "False" and a,
+        what="QueueReady=False",
+    )
+    cond = af.condition(actor, "QueueReady")
+    assert cond["reason"] == "QueueUnavailable"
+    assert "cannot create queue 'asya-stranded' on transport 'deadmq' (rabbitmq)" in cond["message"]
+    assert actor["status"]["status"] == "Error"
+    # the workload is still rendered: sidecars retry the broker on their own
+    assert client.AppsV1Api(api).read_namespaced_deployment("stranded", namespace)
+    assert operator.proc.poll() is None

@@ -47,8 +47,10 @@ def test_scaling_changed_on_a_running_actor(api: Any, namespace: str) -> None:
     assert auth["spec"]["secretTargetRef"] == [{"parameter": "host", "name": "asya-rabbitmq", "key": "url"}]
     assert so["metadata"]["ownerReferences"][0]["name"] == "rab"
     actor = wait_for(
-        lambda: af.condition(a := af.get(api, namespace, "rab"), "ScalingReady").get("reason") == "ScaledObjectApplied"
-        and a,
+        lambda: (
+            af.condition(a := af.get(api, namespace, "rab"), "ScalingReady").get("reason") == "ScaledObjectApplied"
+            and a
+        ),
         what="ScalingReady",
     )
     # replicas are KEDA's now: the operator no longer sets them

@@ -31,9 +31,11 @@ def operator_writes(kube: controlplane.ControlPlane, ns: str) -> list[str]:
 
 def settled(api: Any, ns: str, name: str) -> dict[str, Any]:
     return wait_for(
-        lambda: (a := af.get(api, ns, name)).get("status", {}).get("observedGeneration") == 1
-        and af.condition(a, "QueueReady").get("status") == "True"
-        and a,
+        lambda: (
+            (a := af.get(api, ns, name)).get("status", {}).get("observedGeneration") == 1
+            and af.condition(a, "QueueReady").get("status") == "True"
+            and a
+        ),
         what=f"{name} settled",
     )
 
@@ -81,9 +83,7 @@ def test_unchanged_actor_causes_no_writes_on_timer_ticks_or_resume(
     assert resumed == [], f"writes on resume of an unchanged actor: {resumed}"
 
 
-def test_printer_columns_show_real_values(
-    kube: controlplane.ControlPlane, api: Any, namespace: str
-) -> None:
+def test_printer_columns_show_real_values(kube: controlplane.ControlPlane, api: Any, namespace: str) -> None:
     af.create(api, namespace, af.actor_body("shown", replicas=2))
     settled(api, namespace, "shown")
     out = kube.kubectl("get", "asya", "-n", namespace)
