@@ -19,8 +19,21 @@ EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if (p / "pipeline.yam
 def test_example_pipeline_completes_on_the_local_transport(example: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = subprocess.run(
-        [sys.executable, "-m", "asya.cli", "dev", "run", str(example / "pipeline.yaml"), "--out", str(out), "--timeout", "240"],
-        capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "asya.cli",
+            "dev",
+            "run",
+            str(example / "pipeline.yaml"),
+            "--out",
+            str(out),
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "Pipeline complete" in res.stdout
@@ -33,9 +46,21 @@ def test_example_pipeline_completes_on_the_local_transport(example: Path, tmp_pa
 def test_text_insights_classifies_and_dead_letters_the_empty_document(tmp_path: Path) -> None:
     out = tmp_path / "out"
     res = subprocess.run(
-        [sys.executable, "-m", "asya.cli", "dev", "run", str(ROOT / "examples/01-text-pipeline/pipeline.yaml"),
-         "--out", str(out), "--timeout", "240"],
-        capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "asya.cli",
+            "dev",
+            "run",
+            str(ROOT / "examples/01-text-pipeline/pipeline.yaml"),
+            "--out",
+            str(out),
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in (out / "results").glob("20*/classify/*.json")]

@@ -8,23 +8,37 @@ import subprocess
 import sys
 from pathlib import Path
 
-from asya.contracts import protocol
-from asya.runtime import server, source_path
 from runtime.conftest import RawClient, envelope
 from support.procs import base_env, wait_until
 
+from asya.contracts import protocol
+from asya.runtime import server, source_path
+
 
 def test_protocol_constants_match_contracts() -> None:
-    for name in ("SOCKET_NAME", "READY_FILE", "MAX_FRAME_BYTES", "HELLO_KEY", "FEATURE_STREAM", "FEATURE_REUSE",
-                 "STREAM_ITEM", "STREAM_END", "SOCKET_DIR_DEFAULT"):
+    for name in (
+        "SOCKET_NAME",
+        "READY_FILE",
+        "MAX_FRAME_BYTES",
+        "HELLO_KEY",
+        "FEATURE_STREAM",
+        "FEATURE_REUSE",
+        "STREAM_ITEM",
+        "STREAM_END",
+        "SOCKET_DIR_DEFAULT",
+    ):
         assert getattr(server, name) == getattr(protocol, name), name
     assert server.FRAME_HEADER.format == protocol.FRAME_HEADER.format
 
 
 def test_imports_only_the_standard_library() -> None:
     tree = ast.parse(source_path().read_text())
-    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    modules |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    modules = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    modules |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert modules <= set(sys.stdlib_module_names), modules - set(sys.stdlib_module_names)
 
 
@@ -36,8 +50,9 @@ def test_copied_file_runs_outside_the_package(tmp_path: Path) -> None:
     sock_dir = Path(tempfile.mkdtemp(prefix="asya-sock-"))
     env = base_env(ASYA_HANDLER="support.handlers.add_one", ASYA_SOCKET_DIR=sock_dir)
     # -I: isolated mode, so the installed asya package cannot be what makes it work
-    proc = subprocess.Popen([sys.executable, "-I", str(copy)], env=env, cwd=Path(__file__).parent.parent,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-I", str(copy)], env=env, cwd=Path(__file__).parent.parent, stderr=subprocess.PIPE
+    )
     try:
         wait_until(lambda: (sock_dir / "runtime-ready").exists() or proc.poll() is not None, 15, what="ready file")
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.procs import Proc, start_runtime, start_sidecar, wait_until
 
 from asya.contracts import encode_envelope, queue_name
 from asya.sidecar import transports
-from support.procs import Proc, start_runtime, start_sidecar, wait_until
 
 
 @dataclasses.dataclass
@@ -87,7 +87,9 @@ class Bus:
         try:
             await asyncio.wait_for(take(), timeout)
         except TimeoutError:
-            raise AssertionError(f"only {len(got)} of {count} envelope(s) arrived on {queue} within {timeout}s") from None
+            raise AssertionError(
+                f"only {len(got)} of {count} envelope(s) arrived on {queue} within {timeout}s"
+            ) from None
         return got
 
     async def collect_ids(self, actor: str, ids: set[str], timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -144,8 +146,15 @@ class Actors:
         self.pairs: list[Pair] = []
         self.extra: list[Proc] = []
 
-    def start(self, actor: str, handler: str, *, mode: str = "payload", runtime_env: dict[str, Any] | None = None,
-              **sidecar_env: Any) -> Pair:
+    def start(
+        self,
+        actor: str,
+        handler: str,
+        *,
+        mode: str = "payload",
+        runtime_env: dict[str, Any] | None = None,
+        **sidecar_env: Any,
+    ) -> Pair:
         sock = Path(tempfile.mkdtemp(prefix="asya-t-"))
         renv = dict(runtime_env or {})
         runtime = start_runtime(f"support.handlers.{handler}", sock, self.log_dir, mode, **renv)
@@ -161,8 +170,10 @@ class Actors:
         return proc
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.actor} sidecar ---\n{p.sidecar.log()[-3000:]}\n--- runtime ---\n{p.runtime.log()[-2000:]}"
-                         for p in self.pairs)
+        return "\n".join(
+            f"--- {p.actor} sidecar ---\n{p.sidecar.log()[-3000:]}\n--- runtime ---\n{p.runtime.log()[-2000:]}"
+            for p in self.pairs
+        )
 
     def stop(self) -> None:
         for pair in self.pairs:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from sidecar.conftest import Actors, Bus, envelope
 
 
@@ -15,8 +14,10 @@ def _cases(me: str) -> dict[str, tuple[bytes, str]]:
         "non-json body": (b"\x00this is not json{", "body"),
         "json without id": (json.dumps({"route": ok_route, "payload": 1}).encode(), "id"),
         "no payload": (json.dumps({"id": "np", "route": ok_route}).encode(), "payload"),
-        "current out of range": (json.dumps({"id": "oor", "route": {"actors": [me], "current": 5}, "payload": 1}).encode(),
-                                 "route.current"),
+        "current out of range": (
+            json.dumps({"id": "oor", "route": {"actors": [me], "current": 5}, "payload": 1}).encode(),
+            "route.current",
+        ),
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sidecar.conftest import Actors, Bus, envelope
 
 
@@ -11,8 +10,12 @@ async def test_headers_and_unknown_fields_intact_after_three_hops(bus: Bus, acto
     route = [bus.actor("one"), bus.actor("two"), bus.actor("three")]
     for name in route:
         actors.start(name, "add_one", runtime_env={"ASYA_ACTOR": name})
-    headers = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "x-deadline": "2030-01-01",
-               "priority": 7, "user": {"nested": [1, 2]}}
+    headers = {
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "x-deadline": "2030-01-01",
+        "priority": 7,
+        "user": {"nested": [1, 2]},
+    }
     await bus.publish(route[0], envelope("h-1", route, {"n": 0}, headers=headers, tenant="acme", extra={"a": [1]}))
     (done,) = await bus.collect("happy-end", 1)
     assert done["headers"] == headers

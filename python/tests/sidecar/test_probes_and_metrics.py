@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from sidecar.conftest import Actors, Bus, envelope
 from support.procs import wait_until
 

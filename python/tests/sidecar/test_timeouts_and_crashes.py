@@ -13,7 +13,9 @@ from support.procs import wait_until
 
 async def test_hung_handler_times_out_to_error_end_and_the_actor_keeps_working(bus: Bus, actors: Actors) -> None:
     me = bus.actor("slow")
-    actors.start(me, "hang_if_asked", runtime_env={"ASYA_RUNTIME_DRAIN_S": "1"}, ASYA_PROCESSING_TIMEOUT_S="1", ASYA_PREFETCH="2")
+    actors.start(
+        me, "hang_if_asked", runtime_env={"ASYA_RUNTIME_DRAIN_S": "1"}, ASYA_PROCESSING_TIMEOUT_S="1", ASYA_PREFETCH="2"
+    )
     await bus.publish(me, envelope("hang-1", [me, "next"], {"hang": True}))
     (dead,) = await bus.collect("error-end", 1)
     assert dead["payload"]["error"] == "timeout_error"
@@ -24,7 +26,9 @@ async def test_hung_handler_times_out_to_error_end_and_the_actor_keeps_working(b
     assert out["id"] == "ok-1"
 
 
-async def test_runtime_killed_mid_message_is_redelivered_and_processed(bus: Bus, actors: Actors, tmp_path: Path) -> None:
+async def test_runtime_killed_mid_message_is_redelivered_and_processed(
+    bus: Bus, actors: Actors, tmp_path: Path
+) -> None:
     me = bus.actor("fragile")
     pair = actors.start(me, "die_once")
     marker = tmp_path / "died"
@@ -53,8 +57,9 @@ async def test_sidecar_sigkill_mid_message_redelivers_and_nothing_is_lost(bus: B
     d = Path(tempfile.mkdtemp())
     pair = actors.start(me, "wait_for_file", ASYA_PREFETCH="4")
     for n in range(3):
-        await bus.publish(me, envelope(f"k-{n}", [me, "next"],
-                                       {"n": n, "started": str(d / f"started-{n}"), "gate": str(d / "gate")}))
+        await bus.publish(
+            me, envelope(f"k-{n}", [me, "next"], {"n": n, "started": str(d / f"started-{n}"), "gate": str(d / "gate")})
+        )
     wait_until(lambda: (d / "started-0").exists(), 20, what="a message in flight")
     os.kill(pair.sidecar.pid, signal.SIGKILL)
     pair.sidecar.popen.wait(10)

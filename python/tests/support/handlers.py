@@ -15,7 +15,11 @@ def echo(payload: Any) -> Any:
 
 
 def add_one(payload: dict[str, Any]) -> dict[str, Any]:
-    return {**payload, "n": payload.get("n", 0) + 1, "trail": [*payload.get("trail", []), os.environ.get("ASYA_ACTOR", "?")]}
+    return {
+        **payload,
+        "n": payload.get("n", 0) + 1,
+        "trail": [*payload.get("trail", []), os.environ.get("ASYA_ACTOR", "?")],
+    }
 
 
 async def async_double(payload: dict[str, Any]) -> dict[str, Any]:

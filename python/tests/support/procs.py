@@ -98,5 +98,7 @@ def start_sidecar(actor: str, socket_dir: Path, log_dir: Path, transport_env: Ma
         **env,
     }
     return Proc(
-        [sys.executable, "-m", "asya.sidecar"], base_env(**extra), log_dir / f"sidecar-{actor}-{time.monotonic_ns()}.log"
+        [sys.executable, "-m", "asya.sidecar"],
+        base_env(**extra),
+        log_dir / f"sidecar-{actor}-{time.monotonic_ns()}.log",
     )
