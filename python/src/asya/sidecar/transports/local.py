@@ -1,0 +1,434 @@
+"""The ``local`` transport: queues in one SQLite file, no server.
+
+Used on laptops (``asya`` CLI, examples) and in tests, by the sidecar and crew
+actors through ``transports.create``. It behaves like SQS: a received message
+is leased (hidden) for ``visibility_timeout_s``; ack deletes it, nack makes it
+visible again, and a consumer that dies without settling loses the lease so the
+message comes back. Several processes may share the file.
+
+Why shaped so:
+- SQLite in WAL mode gives durable commits and cross-process locking from the
+  stdlib; claims run in ``BEGIN IMMEDIATE`` so two consumers never lease the
+  same row, and ``busy_timeout`` absorbs the short waits for the write lock.
+- Every SQLite call runs on one dedicated thread per transport (one
+  connection, never shared across threads). Writes queued while that thread is
+  busy are committed together in one transaction ("group commit"): each
+  ``publish`` still returns only after its own fsync'd commit, but many
+  concurrent publishes/acks share one fsync.
+- There is no notification between processes, so consumers poll with an
+  adaptive back-off (1 ms after a hit, doubling to 50 ms when idle); publishes
+  from the same transport wake its own consumers at once.
+- A lease is identified by (row id, receive count): a settle from a consumer
+  whose lease already expired and was re-issued to someone else changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from asya.contracts.errors import TransportFeatureNotSupported
+from asya.sidecar.transports.base import Delivery, Transport, TransportSettings
+
+if TYPE_CHECKING:
+    from typing_extensions import override
+else:  # typing.override is 3.12+; at run time the decorator only documents intent
+
+    def override(fn):
+        return fn
+
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIR = ".asya/queues"
+DB_FILE = "queues.sqlite3"
+_POLL_MIN_S = 0.001
+_POLL_MAX_S = 0.050
+_SYNC_MODES = ("FULL", "NORMAL", "OFF")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    -- AUTOINCREMENT: ids are never reused, so (id, receive_count) names one lease forever
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    visible_at REAL NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at);
+"""
+
+_T = TypeVar("_T")
+_Op = Callable[[sqlite3.Connection], Any]
+
+
+@dataclasses.dataclass(slots=True)
+class _Lease:
+    """What a local ``Delivery.raw`` holds: the row and the receive that leased it."""
+
+    id: int
+    receive_count: int
+    consumer: _Consumer
+
+
+class _Consumer:
+    """One ``consume`` iterator: what it leased (yielded or not yet), and its deliveries' settle hooks."""
+
+    def __init__(self, transport: LocalTransport) -> None:
+        self._t = transport
+        self.outstanding: dict[int, _Lease] = {}
+        """Yielded and not settled: bounded by prefetch."""
+        self.claimed: list[tuple[int, bytes, str, int]] = []
+        """Leased in the last claim batch, not yielded yet."""
+        self.slot_freed: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        if self.slot_freed is not None and not self.slot_freed.done():
+            self.slot_freed.set_result(None)
+
+    # _Settler protocol (called by Delivery)
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._t._settle(delivery, _delete, "ack")
+
+    async def nack(self, delivery: Delivery, requeue: bool) -> None:
+        await self._t._settle(delivery, _requeue if requeue else _delete, "nack")
+
+    async def extend(self, delivery: Delivery, seconds: float) -> None:
+        if not delivery.settled:
+            await self._t._settle(delivery, functools.partial(_extend, seconds=seconds), "extend")
+
+
+class LocalTransport(Transport):
+    """SQLite-backed queues under ``settings.url`` (a directory)."""
+
+    name: ClassVar[str] = "local"
+    supports_delay: ClassVar[bool] = True
+    max_message_bytes: ClassVar[int | None] = None
+
+    def __init__(self, settings: TransportSettings) -> None:
+        self.settings = settings
+        url = settings.url.removeprefix("file://") or DEFAULT_DIR
+        self.path = Path(url) / DB_FILE
+        self.visibility_timeout_s = settings.visibility_timeout_s
+        self.synchronous = settings.options.get("synchronous", "FULL").upper()
+        if self.synchronous not in _SYNC_MODES:
+            raise ValueError(f"local transport: synchronous must be one of {_SYNC_MODES}")
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[_Op, bool, asyncio.Future[Any]]] = []
+        self._sync_now = ""
+        self._flushing = False
+        self._closed = True
+        self._consumers: set[_Consumer] = set()
+        self._held: dict[int, _Lease] = {}  # yielded, unsettled: returned on close()
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    # --- lifecycle ---
+
+    @override
+    async def connect(self) -> None:
+        if not self._closed:
+            return
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="asya-local")
+        self._closed = False
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so each transaction is explicit and short.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(_SCHEMA)
+        self._conn = conn
+
+    @override
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        # Like an AMQP channel closing: what this process leased and never settled
+        # goes back at once instead of waiting out the lease.
+        held, self._held = list(self._held.values()), {}
+        unyielded = [_Lease(r[0], r[3], c) for c in self._consumers for r in c.claimed]
+        for consumer in self._consumers:
+            consumer.claimed.clear()
+            consumer.wake()
+        if held or unyielded:
+
+            def release(conn: sqlite3.Connection) -> int:
+                return _release(conn, held, undo_receive=False) + _release(conn, unyielded, undo_receive=True)
+
+            try:
+                await self._write(release, closing=True)
+            except Exception:
+                log.warning("local transport: could not return leased messages on close", exc_info=True)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_db)
+            executor.shutdown(wait=True)
+
+    def _close_db(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # --- queues ---
+
+    @override
+    async def ensure_queue(self, queue: str) -> None:
+        await self._write(lambda c: _ensure(c, queue), durable=True)
+
+    @override
+    async def delete_queue(self, queue: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM messages WHERE queue = ?", (queue,))
+            conn.execute("DELETE FROM queues WHERE name = ?", (queue,))
+
+        await self._write(delete, durable=True)
+
+    @override
+    async def queue_depth(self, queue: str) -> int:
+        def count(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue = ? AND visible_at <= ?", (queue, time.time())
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run(lambda: count(self._db()))
+
+    # --- publish ---
+
+    @override
+    async def publish(
+        self, queue: str, body: bytes, *, headers: Mapping[str, Any] | None = None, delay_s: float = 0.0
+    ) -> None:
+        if delay_s < 0:
+            raise TransportFeatureNotSupported(f"negative delay {delay_s}")
+        encoded = json.dumps(dict(headers or {}), separators=(",", ":"))
+
+        def insert(conn: sqlite3.Connection) -> None:
+            _ensure(conn, queue)
+            conn.execute(
+                "INSERT INTO messages (queue, body, headers, visible_at) VALUES (?, ?, ?, ?)",
+                (queue, bytes(body), encoded, time.time() + delay_s),
+            )
+
+        await self._write(insert, durable=True)
+        if delay_s == 0:
+            self._wake(queue)
+
+    # --- consume ---
+
+    @override
+    async def consume(self, queue: str, *, prefetch: int) -> AsyncIterator[Delivery]:
+        if prefetch < 1:
+            raise ValueError("prefetch must be >= 1")
+        consumer = _Consumer(self)
+        self._consumers.add(consumer)
+        delay = _POLL_MIN_S
+        try:
+            while not self._closed:
+                free = prefetch - len(consumer.outstanding)
+                if free <= 0:
+                    consumer.slot_freed = asyncio.get_running_loop().create_future()
+                    await consumer.slot_freed
+                    continue
+                claimed = await self._write(
+                    functools.partial(_claim, queue=queue, limit=free, lease_s=self.visibility_timeout_s)
+                )
+                consumer.claimed = claimed
+                if not claimed:
+                    await self._nap(queue, delay)
+                    delay = min(delay * 2, _POLL_MAX_S)
+                    continue
+                delay = _POLL_MIN_S
+                while claimed and not self._closed:
+                    row_id, body, headers, receive_count = claimed.pop(0)
+                    lease = _Lease(row_id, receive_count, consumer)
+                    consumer.outstanding[row_id] = self._held[row_id] = lease
+                    yield Delivery(
+                        body=body,
+                        queue=queue,
+                        attempt=receive_count,
+                        headers=json.loads(headers),
+                        raw=lease,
+                        settle=consumer,
+                    )
+        finally:
+            self._consumers.discard(consumer)
+            if consumer.claimed and not self._closed:
+                # Leased in a batch but never handed out: give back without counting a receive.
+                leases = [_Lease(r[0], r[3], consumer) for r in consumer.claimed]
+                with contextlib.suppress(Exception):
+                    await self._write(lambda c: _release(c, leases, undo_receive=True))
+            # Deliveries already yielded stay settle-able: the sidecar drains in-flight work
+            # after it stops iterating.
+
+    async def _nap(self, queue: str, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking early when this transport publishes to ``queue``."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        waiters = self._waiters.setdefault(queue, set())
+        waiters.add(waiter)
+        handle = loop.call_later(seconds, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            waiters.discard(waiter)
+
+    def _wake(self, queue: str) -> None:
+        for waiter in self._waiters.get(queue, ()):
+            _resolve(waiter)
+
+    # --- settling (called through Delivery) ---
+
+    async def _settle(self, delivery: Delivery, fn: Callable[[sqlite3.Connection, _Lease], int], what: str) -> None:
+        lease: _Lease = delivery.raw
+        if what != "extend":
+            lease.consumer.outstanding.pop(lease.id, None)
+            lease.consumer.wake()
+            self._held.pop(lease.id, None)
+        if self._closed:
+            log.warning("local transport closed before %s of message %d; it will be redelivered", what, lease.id)
+            return
+        if not await self._write(lambda conn: fn(conn, lease)):
+            log.warning("local transport: lease on message %d expired before %s", lease.id, what)
+
+    # --- the SQLite thread ---
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("local transport is not connected")
+        return self._conn
+
+    async def _run(self, fn: Callable[[], _T]) -> _T:
+        if self._executor is None:
+            raise RuntimeError("local transport is not connected")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _write(self, op: _Op, *, durable: bool = False, closing: bool = False) -> Any:
+        """Run ``op`` inside a write transaction, batched with other writes queued meanwhile.
+
+        ``durable`` writes (publish, queue changes) are fsync'd before returning. Claims and
+        settles are not: losing one to a power cut only means a redelivery, which
+        at-least-once allows, and it saves an fsync per ack.
+        """
+        if self._closed and not closing:
+            raise RuntimeError("local transport is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, durable, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    durable = any(d for _, d, _ in batch)
+                    results = await self._run(functools.partial(self._commit, [op for op, _, _ in batch], durable))
+                except BaseException as exc:  # hand every caller the failure, then stop
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._flushing = False
+
+    def _commit(self, ops: list[_Op], durable: bool) -> list[Any]:
+        conn = self._db()
+        mode = self.synchronous if durable or self.synchronous != "FULL" else "NORMAL"
+        if mode != self._sync_now:  # WAL: FULL fsyncs at commit, NORMAL only at checkpoints
+            conn.execute(f"PRAGMA synchronous = {mode}")
+            self._sync_now = mode
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = [op(conn) for op in ops]
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return results
+
+
+# --- SQL, run on the SQLite thread inside a transaction ---
+
+
+def _ensure(conn: sqlite3.Connection, queue: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO queues (name, created_at) VALUES (?, ?)", (queue, time.time()))
+
+
+def _claim(conn: sqlite3.Connection, queue: str, limit: int, lease_s: float) -> list[tuple[int, bytes, str, int]]:
+    now = time.time()
+    rows = conn.execute(
+        "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1"
+        " WHERE id IN (SELECT id FROM messages WHERE queue = ? AND visible_at <= ?"
+        " ORDER BY visible_at, id LIMIT ?)"
+        " RETURNING id, body, headers, receive_count",
+        (now + lease_s, queue, now, limit),
+    ).fetchall()
+    rows.sort()  # RETURNING order is unspecified; ids are publish order
+    return rows
+
+
+def _delete(conn: sqlite3.Connection, lease: _Lease) -> int:
+    return conn.execute(
+        "DELETE FROM messages WHERE id = ? AND receive_count = ?", (lease.id, lease.receive_count)
+    ).rowcount
+
+
+def _extend(conn: sqlite3.Connection, lease: _Lease, *, seconds: float) -> int:
+    return conn.execute(
+        "UPDATE messages SET visible_at = ? WHERE id = ? AND receive_count = ?",
+        (time.time() + seconds, lease.id, lease.receive_count),
+    ).rowcount
+
+
+def _requeue(conn: sqlite3.Connection, lease: _Lease) -> int:
+    return _release(conn, [lease], undo_receive=False)
+
+
+def _release(conn: sqlite3.Connection, leases: list[_Lease], *, undo_receive: bool) -> int:
+    undo = 1 if undo_receive else 0
+    changed = 0
+    for lease in leases:
+        changed += conn.execute(
+            "UPDATE messages SET visible_at = ?, receive_count = receive_count - ? WHERE id = ? AND receive_count = ?",
+            (time.time(), undo, lease.id, lease.receive_count),
+        ).rowcount
+    return changed
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
