@@ -78,4 +78,12 @@ def test_defaults_are_filled_in(api: Any, ns: str) -> None:
     }
     assert spec["timeout"] == {"processing": 300, "gracefulShutdown": 30}
     assert spec["queue"] == {"deletionPolicy": "Retain"}
-    assert spec["retry"]["backoff"] == {"initialSeconds": 1, "maxSeconds": 300, "multiplier": 2}
+    assert spec["retry"]["backoff"] == {"initialSeconds": 1, "maxSeconds": 300}
+
+
+def test_end_actors_need_the_crew_container(api: Any, ns: str) -> None:
+    msg = refused(api, ns, af.actor_body("happy-end"))
+    assert 'need a container named "asya-crew"' in msg
+    body = af.actor_body("error-end")
+    body["spec"]["workload"]["template"]["spec"]["containers"] = [{"name": "asya-crew", "image": "crew:1"}]
+    assert af.create(api, ns, body)["metadata"]["name"] == "error-end"

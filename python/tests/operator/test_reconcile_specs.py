@@ -68,13 +68,13 @@ def test_values_are_carried_over() -> None:
             replicas=4,
             scaling={"enabled": True, "minReplicas": 1, "maxReplicas": 9, "queueLength": 3},
             timeout={"processing": 12, "gracefulShutdown": 45},
-            retry={"maxAttempts": 7, "backoff": {"initialSeconds": 0.5, "maxSeconds": 60, "multiplier": 3}},
+            retry={"maxAttempts": 7, "backoff": {"initialSeconds": 0.5, "maxSeconds": 60}},
             sidecar={"image": "img:2", "prefetch": 8, "env": [{"name": "X", "value": "1"}]},
             queue={"deletionPolicy": "Delete"},
         )
     )
     assert a.replicas == 4 and a.scaling.enabled and a.scaling.max_replicas == 9 and a.scaling.queue_length == 3
     assert (a.processing_timeout_s, a.graceful_shutdown_s) == (12, 45)
-    assert a.max_attempts == 7 and a.backoff.initial_s == 0.5 and a.backoff.multiplier == 3.0
+    assert a.max_attempts == 7 and a.backoff.initial_s == 0.5
     assert a.sidecar_image == "img:2" and a.prefetch == 8 and a.sidecar_env == ({"name": "X", "value": "1"},)
     assert a.delete_queue is True

@@ -131,3 +131,22 @@ def test_the_users_template_is_not_mutated_and_fingerprints_are_stable() -> None
     changed, _ = reconciling.desired_children(a, LOCAL, CFG, "src v2")
     h = reconciling.HASH_ANNOTATION
     assert changed[0]["metadata"]["annotations"][h] != first[0]["metadata"]["annotations"][h]
+
+
+def test_end_actors_run_the_crew_without_a_sidecar() -> None:
+    b = af.actor_body("happy-end")
+    b["spec"]["workload"]["template"]["spec"]["containers"] = [
+        {"name": "asya-crew", "image": "crew:1", "env": [{"name": "ASYA_STORAGE_URL", "value": "s3://b/p"}]}
+    ]
+    b["metadata"].update(namespace="ns", uid="u")
+    a = specs.parse_actor(b)
+    children, _ = reconciling.desired_children(a, RABBIT, CFG, "src")
+    assert [c["kind"] for c in children] == ["Deployment"]  # no runtime ConfigMap
+    pod = children[0]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["asya-crew"]
+    crew = pod["containers"][0]
+    assert crew["command"] == ["python", "-m", "asya.crew", "happy-end"]
+    e = env(crew)
+    assert e["ASYA_ACTOR"] == "happy-end" and e["ASYA_STORAGE_URL"] == "s3://b/p"
+    assert e["ASYA_TRANSPORT_URL"] == {"secretKeyRef": {"name": "mq", "key": "url"}}
+    assert crew["securityContext"]["readOnlyRootFilesystem"] is True

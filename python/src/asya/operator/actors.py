@@ -123,7 +123,7 @@ async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Obs
                     "KedaMissing", f"KEDA is not installed in this cluster ({exc}); install KEDA or disable scaling"
                 )
                 break
-        if not actor.scaling.enabled:
+        if not actor.scaling.enabled and actor.generation > 1:  # generation 1: scaling was never on
             await _remove_scaling(state, actor)
     except kube.KubeError as exc:
         raise RetryLater(f"writing the children of {actor.namespace}/{actor.name} failed: {exc}") from exc

@@ -87,9 +87,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             await state.queues.close()
             await state.kube.__aexit__(None, None, None)
 
-    @kopf.on.resume(*RESOURCE, registry=registry)
-    @kopf.on.create(*RESOURCE, registry=registry)
-    @kopf.on.update(*RESOURCE, registry=registry)
+    @kopf.on.resume(*RESOURCE, id="reconcile", registry=registry)
+    @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
+    @kopf.on.update(*RESOURCE, id="reconcile", registry=registry)
     async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         state: actors.OperatorState = memo.state
         try:
@@ -103,6 +103,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
 
     @kopf.timer(
         *RESOURCE,
+        id="refresh",
         interval=settings.status_interval_s,
         initial_delay=settings.status_interval_s,
         registry=registry,
@@ -115,7 +116,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         if obs is not None:
             _write_status(body, patch, obs)
 
-    @kopf.on.delete(*RESOURCE, when=_wants_queue_deleted, registry=registry)
+    @kopf.on.delete(*RESOURCE, id="delete-queue", when=_wants_queue_deleted, registry=registry)
     async def delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         state: actors.OperatorState = memo.state
         problem = await actors.delete_queue(body, state)

@@ -43,10 +43,8 @@ def desired_children(
 
     Raises ``specs.SpecError`` when the template cannot be completed.
     """
-    children = [
-        workload.render_runtime_configmap(actor, runtime_source),
-        workload.render_workload(actor, transport, cfg),
-    ]
+    children = [] if actor.is_end else [workload.render_runtime_configmap(actor, runtime_source)]
+    children.append(workload.render_workload(actor, transport, cfg))
     problem = None
     if actor.scaling.enabled:
         try:

@@ -15,6 +15,9 @@ from typing import Any
 
 RUNTIME_CONTAINER = "asya-runtime"
 SIDECAR_CONTAINER = "asya-sidecar"
+CREW_CONTAINER = "asya-crew"
+END_ACTORS = ("happy-end", "error-end")
+"""End actors run the crew process (``python -m asya.crew <name>``) and get no sidecar."""
 HANDLER_ENV = "ASYA_HANDLER"
 WORKLOAD_TYPES = ("Deployment", "StatefulSet")
 
@@ -55,8 +58,6 @@ class BackoffSpec:
     """Delay before the second attempt, seconds."""
     max_s: float = 300.0
     """Ceiling on any single delay, seconds."""
-    multiplier: float = 2.0
-    """Growth factor per attempt."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +104,11 @@ class ActorSpec:
     """True when ``queue.deletionPolicy`` is Delete."""
 
     @property
+    def is_end(self) -> bool:
+        """happy-end or error-end: a crew workload, not a handler behind a sidecar."""
+        return self.name in END_ACTORS
+
+    @property
     def queue(self) -> str:
         """The queue this actor consumes."""
         return f"asya-{self.name}"
@@ -129,7 +135,7 @@ def _section(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def check_template(template: Any) -> Mapping[str, Any]:
+def check_template(template: Any, end_actor: bool = False) -> Mapping[str, Any]:
     """Return ``template`` if it is a pod template the operator can inject into."""
     if not isinstance(template, Mapping) or not isinstance(template.get("spec"), Mapping):
         raise SpecError("spec.workload.template", "must be a pod template with a 'spec'")
@@ -142,6 +148,13 @@ def check_template(template: Any) -> Mapping[str, Any]:
             "spec.workload.template.spec.containers",
             f'the name "{SIDECAR_CONTAINER}" is reserved for the injected sidecar; rename that container',
         )
+    if end_actor:
+        if CREW_CONTAINER not in names:
+            raise SpecError(
+                "spec.workload.template.spec.containers",
+                f'the end actors need a container named "{CREW_CONTAINER}" (the crew image)',
+            )
+        return template
     if RUNTIME_CONTAINER not in names:
         raise SpecError(
             "spec.workload.template.spec.containers",
@@ -201,7 +214,7 @@ def parse_actor(body: Mapping[str, Any]) -> ActorSpec:
         generation=int(meta.get("generation") or 0),
         transport=transport,
         workload_type=str(wtype),
-        template=check_template(workload.get("template")),
+        template=check_template(workload.get("template"), end_actor=name in END_ACTORS),
         replicas=_int(spec, "replicas", "spec.replicas", 1, 0, 1000),
         scaling=scale,
         sidecar_image=str(sidecar.get("image", "")),
@@ -215,7 +228,6 @@ def parse_actor(body: Mapping[str, Any]) -> ActorSpec:
         backoff=BackoffSpec(
             initial_s=_num(backoff, "initialSeconds", "spec.retry.backoff.initialSeconds", 1.0),
             max_s=_num(backoff, "maxSeconds", "spec.retry.backoff.maxSeconds", 300.0),
-            multiplier=_num(backoff, "multiplier", "spec.retry.backoff.multiplier", 2.0),
         ),
         delete_queue=queue.get("deletionPolicy", "Retain") == "Delete",
     )

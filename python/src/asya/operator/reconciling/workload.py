@@ -93,7 +93,7 @@ def transport_env(transport: configs.TransportConfig) -> list[dict[str, Any]]:
     elif transport.url:
         env.append({"name": "ASYA_TRANSPORT_URL", "value": transport.url})
     if transport.type == "sqs":
-        env.append({"name": "ASYA_TRANSPORT_REGION", "value": transport.region})
+        env.append({"name": "AWS_REGION", "value": transport.region})
         for var, secret in (
             ("AWS_ACCESS_KEY_ID", transport.access_key_secret),
             ("AWS_SECRET_ACCESS_KEY", transport.secret_key_secret),
@@ -115,24 +115,37 @@ def _merge_env(*layers: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
+def contract_env(
+    actor: specs.ActorSpec, transport: configs.TransportConfig, cfg: configs.OperatorConfig
+) -> list[Mapping[str, Any]]:
+    """The env every Asya process of this actor gets (sidecar, or crew for end actors)."""
+    env: list[Mapping[str, Any]] = [
+        {"name": "ASYA_ACTOR", "value": actor.name},
+        *transport_env(transport),
+        {"name": "ASYA_PROCESSING_TIMEOUT_S", "value": str(actor.processing_timeout_s)},
+        # a lease shorter than the processing time would hand the envelope to a second consumer
+        {"name": "ASYA_VISIBILITY_TIMEOUT_S", "value": str(actor.processing_timeout_s + 30)},
+        {"name": "ASYA_PREFETCH", "value": str(actor.prefetch)},
+        # leave the pod a few seconds between the process giving up and SIGKILL
+        {"name": "ASYA_GRACEFUL_SHUTDOWN_S", "value": str(max(actor.graceful_shutdown_s - 5, 0))},
+        {"name": "ASYA_RETRY_MAX_ATTEMPTS", "value": str(actor.max_attempts)},
+        {"name": "ASYA_RETRY_BACKOFF_BASE_S", "value": f"{actor.backoff.initial_s:g}"},
+        {"name": "ASYA_RETRY_BACKOFF_MAX_S", "value": f"{actor.backoff.max_s:g}"},
+    ]
+    if cfg.gateway_url:
+        env.append({"name": "ASYA_GATEWAY_URL", "value": cfg.gateway_url})
+    return env
+
+
 def sidecar_container(
     actor: specs.ActorSpec, transport: configs.TransportConfig, cfg: configs.OperatorConfig
 ) -> Manifest:
     """The injected sidecar: contract env, port 8080, probes, restricted context."""
-    contract: list[Mapping[str, Any]] = [
-        {"name": "ASYA_ACTOR", "value": actor.name},
-        *transport_env(transport),
+    contract = [
+        *contract_env(actor, transport, cfg),
         {"name": "ASYA_SOCKET_DIR", "value": SOCKET_DIR},
-        {"name": "ASYA_PROCESSING_TIMEOUT_S", "value": str(actor.processing_timeout_s)},
-        {"name": "ASYA_PREFETCH", "value": str(actor.prefetch)},
-        {"name": "ASYA_RETRY_MAX_ATTEMPTS", "value": str(actor.max_attempts)},
-        {"name": "ASYA_RETRY_BACKOFF_INITIAL_S", "value": f"{actor.backoff.initial_s:g}"},
-        {"name": "ASYA_RETRY_BACKOFF_MAX_S", "value": f"{actor.backoff.max_s:g}"},
-        {"name": "ASYA_RETRY_BACKOFF_MULTIPLIER", "value": f"{actor.backoff.multiplier:g}"},
         {"name": "ASYA_HTTP_PORT", "value": str(SIDECAR_PORT)},
     ]
-    if cfg.gateway_url:
-        contract.append({"name": "ASYA_GATEWAY_URL", "value": cfg.gateway_url})
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3}
     return {
         "name": specs.SIDECAR_CONTAINER,
@@ -173,6 +186,21 @@ def _complete_runtime(container: dict[str, Any], actor: specs.ActorSpec) -> None
     container["securityContext"] = context
 
 
+def _complete_crew(
+    container: dict[str, Any], actor: specs.ActorSpec, transport: configs.TransportConfig, cfg: configs.OperatorConfig
+) -> None:
+    """End actors: the crew process consumes the queue itself, so it gets the contract env."""
+    container.setdefault("command", ["python", "-m", "asya.crew", actor.name])
+    container["env"] = _merge_env(
+        list(cfg.sidecar.env), container.get("env") or [], list(contract_env(actor, transport, cfg))
+    )
+    mounts = [m for m in container.get("volumeMounts") or [] if m.get("name") not in _OUR_VOLUMES]
+    container["volumeMounts"] = [*mounts, {"name": TMP_VOLUME, "mountPath": "/tmp"}]
+    context = dict(RESTRICTED_CONTAINER)
+    context.update(container.get("securityContext") or {})
+    container["securityContext"] = context
+
+
 _OUR_VOLUMES = (SOCKET_VOLUME, RUNTIME_VOLUME, TMP_VOLUME)
 
 
@@ -190,19 +218,25 @@ def pod_template(actor: specs.ActorSpec, transport: configs.TransportConfig, cfg
                 f"the volume name {volume['name']!r} is reserved for the operator; rename it",
             )
     containers = pod["containers"]
-    for container in containers:
-        if container.get("name") == specs.RUNTIME_CONTAINER:
-            _complete_runtime(container, actor)
-    containers.append(sidecar_container(actor, transport, cfg))
-    pod["volumes"] = [
-        *(pod.get("volumes") or []),
-        {"name": SOCKET_VOLUME, "emptyDir": {}},
-        {"name": TMP_VOLUME, "emptyDir": {}},
-        {
-            "name": RUNTIME_VOLUME,
-            "configMap": {"name": runtime_configmap_name(actor), "defaultMode": 0o444},
-        },
-    ]
+    if actor.is_end:
+        for container in containers:
+            if container.get("name") == specs.CREW_CONTAINER:
+                _complete_crew(container, actor, transport, cfg)
+        pod["volumes"] = [*(pod.get("volumes") or []), {"name": TMP_VOLUME, "emptyDir": {}}]
+    else:
+        for container in containers:
+            if container.get("name") == specs.RUNTIME_CONTAINER:
+                _complete_runtime(container, actor)
+        containers.append(sidecar_container(actor, transport, cfg))
+        pod["volumes"] = [
+            *(pod.get("volumes") or []),
+            {"name": SOCKET_VOLUME, "emptyDir": {}},
+            {"name": TMP_VOLUME, "emptyDir": {}},
+            {
+                "name": RUNTIME_VOLUME,
+                "configMap": {"name": runtime_configmap_name(actor), "defaultMode": 0o444},
+            },
+        ]
     pod["terminationGracePeriodSeconds"] = actor.graceful_shutdown_s
     security = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     security.update(pod.get("securityContext") or {})

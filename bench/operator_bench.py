@@ -1,0 +1,173 @@
+"""Operator benchmark against a real kube-apiserver (etcd + apiserver + controller-manager).
+
+1. 200 AsyncActors created at once: time until every actor has its ConfigMap, its
+   Deployment and a status with observedGeneration and QueueReady (target: 60 s).
+2. API writes by the operator (counted in the apiserver's audit log, by the operator's
+   ServiceAccount): while creating, on timer ticks of unchanged actors, and on resume
+   after an operator restart (target for the last two: 0).
+
+Run: ``.venv/bin/python bench/operator_bench.py [--actors 200]``. Prints a table and
+writes bench/results/operator.json. Needs the binaries from ci/build-kube.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python" / "tests" / "operator"))
+
+import actorfactory as af  # noqa: E402
+import controlplane  # noqa: E402
+import yaml  # noqa: E402
+
+NS = "asya-bench"
+USER = "system:serviceaccount:asya-system:asya-operator"
+TICK_S = 2.0
+
+
+def operator_writes(cp: controlplane.ControlPlane) -> list[dict[str, Any]]:
+    time.sleep(2.5)  # audit batches flush within 1 s
+    return [
+        e
+        for e in cp.audit_writes()
+        if e.get("user", {}).get("username") == USER and (e.get("objectRef") or {}).get("namespace") == NS
+    ]
+
+
+def summarize(events: list[dict[str, Any]]) -> dict[str, int]:
+    c: collections.Counter[str] = collections.Counter()
+    for e in events:
+        ref = e["objectRef"]
+        c[f"{e['verb']} {ref['resource']}{'/' + ref['subresource'] if ref.get('subresource') else ''}"] += 1
+    return dict(sorted(c.items()))
+
+
+def start_operator(cp: controlplane.ControlPlane, kubeconfig: Path, cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "ASYA_OPERATOR_CONFIG": str(cfg),
+        "ASYA_OPERATOR_NAMESPACES": NS,
+        "ASYA_OPERATOR_STATUS_INTERVAL_S": str(TICK_S),
+        "ASYA_OPERATOR_QUEUE_CHECK_S": "60",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "asya.operator"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--actors", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "operator.json")
+    args = parser.parse_args()
+    from kubernetes import client, config
+
+    work = Path(tempfile.mkdtemp(prefix="asya-opbench-"))
+    cp = controlplane.ControlPlane(work / "kube")
+    (work / "kube").mkdir()
+    results: dict[str, Any] = {"actors": args.actors}
+    op = None
+    try:
+        cp.start()
+        results["control_plane_start_s"] = round(cp.timings["total_s"], 2)
+        keda = subprocess.run([str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True)
+        kdir = Path(keda.stdout.strip().splitlines()[-1])
+        cp.apply_crds(
+            [
+                ROOT / "crds/asyncactor.yaml",
+                kdir / "keda.sh_scaledobjects.yaml",
+                kdir / "keda.sh_triggerauthentications.yaml",
+            ]
+        )
+        cp.kubectl("apply", "--server-side", "-f", str(ROOT / "crds/rbac/operator.yaml"))
+        kubeconfig = cp.service_account_kubeconfig("asya-system", "asya-operator", "asya-operator")
+        cp.kubectl("create", "namespace", NS)
+        cfg = work / "operator.yaml"
+        cfg.write_text(yaml.safe_dump({"transports": {"local": {"type": "local", "url": str(work / "queues")}}}))
+        log = work / "operator.log"
+        op = start_operator(cp, kubeconfig, cfg, log)
+        api = config.new_client_from_config(config_file=str(cp.admin_kubeconfig))
+        time.sleep(3)  # operator start-up (watch established)
+
+        names = [f"bench-{i:03d}" for i in range(args.actors)]
+        t0 = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda n: af.create(api, NS, af.actor_body(n)), names))
+        results["create_requests_s"] = round(time.monotonic() - t0, 2)
+        custom, apps, core = client.CustomObjectsApi(api), client.AppsV1Api(api), client.CoreV1Api(api)
+        deadline = t0 + 180
+        done_at = None
+        while time.monotonic() < deadline:
+            actors = custom.list_namespaced_custom_object(af.GROUP, af.VERSION, NS, af.PLURAL)["items"]
+            with_status = sum(
+                1
+                for a in actors
+                if (a.get("status") or {}).get("observedGeneration") == 1
+                and af.condition(a, "QueueReady").get("status") == "True"
+            )
+            deps = len(apps.list_namespaced_deployment(NS).items)
+            cms = sum(1 for c in core.list_namespaced_config_map(NS).items if c.metadata.name.endswith("-asya-runtime"))
+            if with_status == deps == cms == args.actors:
+                done_at = time.monotonic()
+                break
+            time.sleep(0.25)
+        results["all_children_and_status_s"] = round(done_at - t0, 2) if done_at else None
+        results["target_60s_met"] = bool(done_at and done_at - t0 <= 60)
+
+        create_writes = operator_writes(cp)
+        results["writes_while_creating"] = summarize(create_writes)
+        results["writes_per_actor_creating"] = round(len(create_writes) / args.actors, 2)
+        time.sleep(TICK_S * 2)  # let first ticks settle queue depth etc.
+        settled = operator_writes(cp)
+        time.sleep(TICK_S * 3)
+        ticks = operator_writes(cp)[len(settled) :]
+        results["timer_ticks_observed"] = 3
+        results["writes_on_timer_ticks"] = summarize(ticks)
+        op.terminate()
+        op.wait(30)
+        before_resume = operator_writes(cp)
+        t1 = time.monotonic()
+        op = start_operator(cp, kubeconfig, cfg, log)
+        time.sleep(15)  # resume of 200 actors + several ticks
+        resumed = operator_writes(cp)[len(before_resume) :]
+        results["resume_window_s"] = round(time.monotonic() - t1, 1)
+        results["writes_on_resume"] = summarize(resumed)
+    finally:
+        if op is not None and op.poll() is None:
+            op.terminate()
+            op.wait(30)
+        cp.stop()
+    rows = [
+        ("actors created at once", results["actors"]),
+        ("control plane start (s)", results.get("control_plane_start_s")),
+        ("create requests sent (s)", results.get("create_requests_s")),
+        ("all children + status (s), target <= 60", results.get("all_children_and_status_s")),
+        ("operator writes per actor while creating", results.get("writes_per_actor_creating")),
+        ("writes on 3 timer ticks (all actors), target 0", sum(results.get("writes_on_timer_ticks", {}).values())),
+        ("writes on resume after restart, target 0", sum(results.get("writes_on_resume", {}).values())),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'operator benchmark':<{width}}  value")
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    print("writes while creating:", json.dumps(results.get("writes_while_creating")))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {args.out}")
+    return 0 if results.get("target_60s_met") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
