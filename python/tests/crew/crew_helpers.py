@@ -52,8 +52,10 @@ async def running(actor: str, settings: CrewSettings) -> AsyncIterator[None]:
         await asyncio.wait_for(task, 30)
 
 
-async def open_transport(settings: CrewSettings) -> transports.Transport:
-    t = transports.create(transports.TransportSettings(kind=settings.transport, url=settings.transport_url))
+async def open_transport(settings: CrewSettings, **options: str) -> transports.Transport:
+    t = transports.create(
+        transports.TransportSettings(kind=settings.transport, url=settings.transport_url, options=options)
+    )
     await t.connect()
     return t
 

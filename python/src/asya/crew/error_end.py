@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import cast
 
 from asya.contracts import headers as h
 from asya.contracts.envelope import DLQ_NAME, ERROR_END, encode_envelope, queue_name
@@ -47,12 +48,24 @@ async def schedule_retry(crew: Crew, retry: retrying.Retry) -> None:
     retry.envelope["headers"][h.RETRY_NOT_BEFORE] = round(time.time() + retry.delay_s, 3)
     body = encode_envelope(retry.envelope)
     await _ensure_queue(crew, queue)
+    await publish_later(crew.transport, queue, body, retry.delay_s)
+
+
+async def publish_later(transport: transports.Transport, queue: str, body: bytes, delay_s: float) -> None:
+    """Publish with a broker-side delay: the transport's own, or RabbitMQ's TTL delay queues."""
+    if delay_s > 0 and not transport.supports_delay and transport.name == "rabbitmq":
+        from asya.sidecar.transports import _rabbitmq_delays, rabbitmq
+
+        await _rabbitmq_delays.publish_delayed(
+            cast(rabbitmq.RabbitMQTransport, transport), queue, body, delay_s=delay_s
+        )
+        return
     try:
-        await crew.transport.publish(queue, body, delay_s=retry.delay_s)
+        await transport.publish(queue, body, delay_s=delay_s)
     except TransportFeatureNotSupported:
         # a transport without delays still must not lose the retry: send it now
-        log.warning("%s cannot delay messages; retrying %s at once", crew.transport.name, retry.envelope["id"])
-        await crew.transport.publish(queue, body)
+        log.warning("%s cannot delay messages; retrying at once on %s", transport.name, queue)
+        await transport.publish(queue, body)
 
 
 async def handle(crew: Crew, delivery: transports.Delivery) -> None:

@@ -92,11 +92,22 @@ def _float(value: object, default: float) -> float:
         return default
 
 
+def quantize(delay_s: float) -> float:
+    """Round a delay to 10 ms below 1 s, 100 ms below 10 s, 1 s above.
+
+    Brokers that delay with one queue per delay value (RabbitMQ TTL queues) then
+    reuse a bounded set of queues instead of declaring one per jittered value;
+    jitter keeps its purpose at this resolution.
+    """
+    step = 0.01 if delay_s < 1 else 0.1 if delay_s < 10 else 1.0
+    return round(round(delay_s / step) * step, 3)
+
+
 def backoff_delay(failed_attempt: int, base_s: float, max_s: float, jitter: float, rng: random.Random) -> float:
-    """Exponential backoff ``base * 2**(n-1)`` capped at ``max_s``, spread by +/- ``jitter``."""
+    """Exponential backoff ``base * 2**(n-1)`` capped at ``max_s``, spread by +/- ``jitter``, quantized."""
     raw = min(max_s, base_s * 2.0 ** max(0, failed_attempt - 1))
     spread = raw * jitter * (2 * rng.random() - 1)
-    return max(0.0, min(max_s, raw + spread))
+    return quantize(max(0.0, min(max_s, raw + spread)))
 
 
 def original_envelope(msg: dict[str, Any]) -> Envelope:

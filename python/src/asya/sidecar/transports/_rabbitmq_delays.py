@@ -1,0 +1,115 @@
+"""Delayed publish for the ``rabbitmq`` transport: per-delay TTL queues that dead-letter.
+
+Part of the rabbitmq transport (the other module allowed to import aio-pika),
+kept apart so that the delay machinery can be read and replaced on its own.
+error-end calls ``publish_delayed`` for retries when the transport itself
+reports ``supports_delay = False``; ``RabbitMQTransport.publish(delay_s=...)``
+may delegate here too.
+
+How: for a delay of ``ms`` milliseconds we keep a fanout exchange
+``asya-delay-<ms>`` bound to a durable queue ``asya-delay-<ms>`` declared with
+``x-message-ttl = ms`` and ``x-dead-letter-exchange = ""``. A message is
+published to that exchange with the *target queue* as routing key; the fanout
+ignores the key and parks the message; when its TTL runs out RabbitMQ
+dead-letters it to the default exchange with the original routing key, i.e.
+into the target queue. One queue per delay value keeps expiry exact (every
+message in a queue has the same TTL, so the head always expires first, which
+per-message TTLs in one queue would not give). Nothing consumes these queues,
+so nothing in our processes waits.
+
+Clean-up: each delay queue has ``x-expires`` (unused for TTL + 5 min → deleted),
+re-declared at least once a minute while in use; the exchange is
+``auto_delete`` and disappears with its last binding. A message always
+expires before its queue can, because the queue is re-declared less than a
+minute before each publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import aio_pika
+
+if TYPE_CHECKING:
+    from asya.sidecar.transports.rabbitmq import RabbitMQTransport
+
+DELAY_PREFIX = "asya-delay-"
+EXPIRES_MARGIN_MS = 5 * 60 * 1000
+"""How long an unused delay queue outlives its TTL before RabbitMQ deletes it."""
+REDECLARE_EVERY_S = 60.0
+"""Re-declare a delay queue this often while publishing to it (resets x-expires)."""
+
+
+class _State:
+    """Per-transport bookkeeping: one long-lived channel for declares, and when each was last declared."""
+
+    def __init__(self) -> None:
+        self.channel: Any = None
+        self.declared: dict[str, float] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+
+
+_states: weakref.WeakKeyDictionary[RabbitMQTransport, _State] = weakref.WeakKeyDictionary()
+
+
+def delay_name(delay_ms: int) -> str:
+    """Exchange and queue name for a delay of ``delay_ms`` milliseconds."""
+    return f"{DELAY_PREFIX}{delay_ms}"
+
+
+async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
+    name = delay_name(delay_ms)
+    state = _states.setdefault(transport, _State())
+    if time.monotonic() - state.declared.get(name, -math.inf) < REDECLARE_EVERY_S:
+        return name
+    async with state.locks.setdefault(name, asyncio.Lock()):  # concurrent retries with one delay share a declare
+        if time.monotonic() - state.declared.get(name, -math.inf) < REDECLARE_EVERY_S:
+            return name
+        if state.channel is None or state.channel.is_closed:
+            # a long-lived channel saves an open/close round trip per new delay value
+            state.channel = await transport._conn().channel(publisher_confirms=False)
+        try:
+            exchange = await state.channel.declare_exchange(
+                name, aio_pika.ExchangeType.FANOUT, durable=True, auto_delete=True, robust=False
+            )
+            queue = await state.channel.declare_queue(
+                name,
+                durable=True,
+                robust=False,
+                arguments={
+                    "x-message-ttl": delay_ms,
+                    "x-dead-letter-exchange": "",
+                    "x-expires": delay_ms + EXPIRES_MARGIN_MS,
+                    "x-queue-type": "classic",
+                },
+            )
+            await queue.bind(exchange, routing_key="", robust=False)
+        except BaseException:
+            state.channel = None  # a broker error closed it; the next call opens a fresh one
+            raise
+        state.declared[name] = time.monotonic()
+    return name
+
+
+async def publish_delayed(
+    transport: RabbitMQTransport,
+    queue: str,
+    body: bytes,
+    *,
+    headers: Mapping[str, Any] | None = None,
+    delay_s: float,
+) -> None:
+    """Publish ``body`` so that it enters ``queue`` after ``delay_s`` seconds (confirmed when parked)."""
+    delay_ms = max(1, math.ceil(delay_s * 1000))
+    name = await _declare(transport, delay_ms)
+    channel = transport._publisher
+    if channel is None:
+        raise RuntimeError("rabbitmq transport is not connected")
+    exchange = await channel.get_exchange(name, ensure=False)
+    message = aio_pika.Message(bytes(body), headers=dict(headers or {}), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+    await exchange.publish(message, routing_key=queue, mandatory=True, timeout=transport.publish_timeout_s)
