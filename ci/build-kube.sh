@@ -14,6 +14,7 @@ WHAT=${1:-all}
 K8S_OUT=$TOOLS/k8s-$K8S
 ETCD_OUT=$TOOLS/etcd-$ETCD
 mkdir -p "$TOOLS"
+exec 9>"$TOOLS/.build.lock"; flock 9   # parallel callers (pytest-xdist workers) wait for one build
 
 log() { echo "[build-kube $(date -u +%T)] $*" >&2; }
 

@@ -52,6 +52,16 @@ def keda_crd_files() -> list[Path]:
     return [folder / f for f in KEDA_CRDS]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Build the control-plane binaries before any test runs (outside per-test timeouts).
+
+    A warm machine returns at once; a fresh one spends 10-25 min in ``ci/build-kube.sh``.
+    """
+    if any(item.get_closest_marker("kube") for item in items):
+        controlplane.tool_dir(build=True)
+        keda_crd_files()
+
+
 @pytest.fixture(scope="session")
 def kube() -> Iterator[controlplane.ControlPlane]:
     """A running control plane with the CRDs and the operator's RBAC installed."""
