@@ -48,3 +48,26 @@ def test_children_queue_and_status(api: Any, namespace: str, local_queues: Path)
     assert actor["status"]["status"] == "Pending"
     assert "asya-echo" in local_queue_names(local_queues)
     assert "asya-dlq" in local_queue_names(local_queues)
+
+
+def test_statefulset_workload(api: Any, namespace: str) -> None:
+    body = af.actor_body("stateful", replicas=1)
+    body["spec"]["workload"]["type"] = "StatefulSet"
+    af.create(api, namespace, body)
+    sts = wait_for(lambda: client.AppsV1Api(api).read_namespaced_stateful_set("stateful", namespace), what="sts")
+    assert [c.name for c in sts.spec.template.spec.containers] == ["asya-runtime", "asya-sidecar"]
+    assert sts.spec.template.spec.termination_grace_period_seconds == 30
+    wait_for(
+        lambda: af.get(api, namespace, "stateful").get("status", {}).get("observedGeneration") == 1,
+        what="status",
+    )
+
+
+def test_end_actor_runs_the_crew(api: Any, namespace: str) -> None:
+    body = af.actor_body("happy-end")
+    body["spec"]["workload"]["template"]["spec"]["containers"] = [{"name": "asya-crew", "image": "crew:1"}]
+    af.create(api, namespace, body)
+    dep = wait_for(lambda: client.AppsV1Api(api).read_namespaced_deployment("happy-end", namespace), what="dep")
+    (crew,) = dep.spec.template.spec.containers
+    assert crew.command == ["python", "-m", "asya.crew", "happy-end"]
+    assert {e.name: e.value for e in crew.env}["ASYA_ACTOR"] == "happy-end"
