@@ -93,13 +93,13 @@ async def eventually(check: Callable[[], Awaitable[Any] | Any], timeout: float =
 
 
 def stored(root: Path, sub: str = "") -> list[Path]:
-    """Every JSON object stored under ``root/sub`` (results when ``sub`` is empty exclude errors/)."""
+    """Every JSON object stored under ``root/sub``; with no ``sub``, only results (not errors/, blobs/)."""
     base = root / sub if sub else root
     if not base.exists():
         return []
     files = [p for p in base.rglob("*.json") if not p.name.startswith(".tmp-")]
     if not sub:
-        files = [p for p in files if "errors" not in p.relative_to(root).parts[:1]]
+        files = [p for p in files if p.relative_to(root).parts[0] not in {"errors", "blobs"}]
     return sorted(files)
 
 

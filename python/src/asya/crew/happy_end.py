@@ -3,7 +3,8 @@
 Run as ``python -m asya.crew happy-end``. Consumes ``asya-happy-end``, where
 sidecars send envelopes whose route is done (or that a handler ended early)
 and writes each to ``<prefix>/<YYYY-MM-DD>/<last actor>/<id>.json`` in the
-configured store, then reports ``succeeded`` to the gateway.
+configured store (a claim-checked payload fetched back, so results are whole),
+then reports ``succeeded`` to the gateway.
 
 The ack comes only after the store confirmed the write: when S3 is down the
 message stays unacknowledged and comes back once the lease/requeue expires, and
@@ -22,11 +23,11 @@ import logging
 import time
 from typing import Any
 
-from asya.contracts.envelope import DLQ_NAME, HAPPY_END
+from asya.contracts.envelope import DLQ_NAME, HAPPY_END, encode_envelope
 from asya.crew import deadletter, reporting, retrying, storage
 from asya.crew.consuming import Crew, serve
 from asya.crew.settings import CrewSettings
-from asya.sidecar import transports
+from asya.sidecar import claimcheck, transports
 
 log = logging.getLogger("asya.crew.happy_end")
 
@@ -56,6 +57,18 @@ async def _give_back_later(crew: Crew, delivery: transports.Delivery) -> None:
     await delivery.nack(requeue=True)
 
 
+async def _whole(crew: Crew, env: dict[str, Any], body: bytes) -> bytes:
+    """The bytes to store: ``body``, or the envelope with a claim-checked payload fetched back."""
+    if claimcheck.reference(env.get("payload")) is None:
+        return body
+    try:
+        return encode_envelope(await claimcheck.resolve(env, crew.store))
+    except claimcheck.ClaimCheckError as exc:
+        # the reference stays usable for whoever can reach that store: keep it rather than lose the result
+        log.warning("storing %s with its payload reference unresolved: %s", env["id"], exc)
+        return body
+
+
 async def handle(crew: Crew, delivery: transports.Delivery) -> None:
     """Store one final envelope, report it, then ack (or give it back if the store failed)."""
     try:
@@ -69,7 +82,8 @@ async def handle(crew: Crew, delivery: transports.Delivery) -> None:
         return
     actor = last_actor(env)
     try:
-        uri = await storage.put_once(crew.store, storage.RESULTS_PREFIX, time.time(), actor, env["id"], delivery.body)
+        body = await _whole(crew, env, delivery.body)
+        uri = await storage.put_once(crew.store, storage.RESULTS_PREFIX, time.time(), actor, env["id"], body)
     except Exception as exc:
         log.warning("could not store %s (delivery %d): %s; will retry", env["id"], delivery.attempt, exc)
         await _give_back_later(crew, delivery)
