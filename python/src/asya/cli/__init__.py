@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from asya.cli.commands import dev
+from asya.cli.commands import dev, dlq
 
 app = typer.Typer(help="Asya: asynchronous multi-step AI pipelines.", no_args_is_help=True)
 app.add_typer(dev.app, name="dev")
+app.add_typer(dlq.app, name="dlq")
 
 __all__ = ["app", "main"]
 
