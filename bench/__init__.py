@@ -1,0 +1,1 @@
+"""Benchmarks for Asya (``make bench``); see docs/benchmarks.md."""

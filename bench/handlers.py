@@ -1,0 +1,14 @@
+"""Handlers the benchmark runtimes load (``ASYA_HANDLER=bench.handlers.echo``).
+
+A plain ``def``: that is what most user handlers are, so the measured path
+includes the runtime's thread-pool hop that real handlers pay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def echo(payload: Any) -> Any:
+    """No-op: the payload goes on unchanged."""
+    return payload

@@ -1,0 +1,175 @@
+"""Summaries (medians over runs), the JSON written to bench/results/latest.json, and the table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.asya_bench import TransportBench
+from bench.stats import median, rnd
+
+TARGETS = {
+    "hop_overhead_p50_ms": 1.0,
+    "hop_overhead_p99_ms": 5.0,
+    "actor_throughput_eps": 2000.0,
+    "pipeline_vs_celery": 2.0,
+    "sidecar_rss_mib": 60.0,
+}
+
+
+def summarize_transport(tb: TransportBench) -> dict[str, Any]:
+    """Median over runs of every number for one transport."""
+    r = tb.results
+    lat = r.latency_runs
+
+    def lat_med(kind: str, p: str) -> float:
+        return median([run[kind][p] for run in lat])
+
+    by_prefetch: dict[int, list[dict[str, Any]]] = {}
+    for run in r.actor_runs:
+        by_prefetch.setdefault(run["prefetch"], []).append(run)
+    actor = {
+        str(pf): {
+            "eps": rnd(median([x["eps"] for x in runs]), 1),
+            "runs_eps": [rnd(x["eps"], 1) for x in runs],
+            "sidecar_rss_mib": rnd(median([x["sidecar_rss_mib"] for x in runs]), 1),
+            "runtime_rss_mib": rnd(median([x["runtime_rss_mib"] for x in runs]), 1),
+        }
+        for pf, runs in sorted(by_prefetch.items())
+    }
+    best_pf = max(actor, key=lambda k: actor[k]["eps"] or 0.0) if actor else None
+    pipe = r.pipeline_runs
+    out: dict[str, Any] = {
+        "hop_overhead_ms": {
+            "p50": rnd(median([run["hop_overhead_ms"]["p50"] for run in lat])),
+            "p99": rnd(median([run["hop_overhead_ms"]["p99"] for run in lat])),
+        },
+        "baseline_latency_ms": {"p50": rnd(lat_med("direct", "p50")), "p99": rnd(lat_med("direct", "p99"))},
+        "hop_latency_ms": {"p50": rnd(lat_med("hop", "p50")), "p99": rnd(lat_med("hop", "p99"))},
+        "pipeline_latency_ms": {"p50": rnd(lat_med("pipeline", "p50")), "p99": rnd(lat_med("pipeline", "p99"))},
+        "actor_throughput_eps": actor[best_pf]["eps"] if best_pf else None,
+        "actor_prefetch": int(best_pf) if best_pf else None,
+        "actor_throughput_by_prefetch": actor,
+        "pipeline_throughput_eps": rnd(median([x["eps"] for x in pipe]), 1),
+        "pipeline_runs_eps": [rnd(x["eps"], 1) for x in pipe],
+        "pipeline_prefetch": pipe[0]["prefetch"] if pipe else None,
+        "sidecar_rss_mib": actor[best_pf]["sidecar_rss_mib"] if best_pf else None,
+        "runtime_rss_mib": actor[best_pf]["runtime_rss_mib"] if best_pf else None,
+        "pipeline_sidecar_rss_mib_max": rnd(max((max(x["sidecar_rss_mib"]) for x in pipe), default=math.nan), 1),
+        "error_end_messages": sum(x.get("error_end", 0) for x in (*lat, *r.actor_runs, *pipe)),
+    }
+    return out
+
+
+def summarize_celery(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    if not runs:
+        return {}
+    return {
+        "celery_chain_throughput_eps": rnd(median([x["eps"] for x in runs]), 1),
+        "runs_eps": [rnd(x["eps"], 1) for x in runs],
+        "pool": runs[0]["pool"],
+        "concurrency": runs[0]["concurrency"],
+        "prefetch_multiplier": runs[0]["prefetch_multiplier"],
+        "worker_rss_mib": rnd(median([x["worker_rss_mib"] for x in runs]), 1),
+    }
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        value = f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value}{unit}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("[green]met[/]" if ok else "[red]missed[/]")
+
+
+def print_table(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    transports = [t for t in ("rabbitmq", "local") if t in result["transports"]]
+    table = Table(title=f"Asya benchmark (N={result['settings']['n']}, runs={result['settings']['runs']}, medians)")
+    table.add_column("metric")
+    for t in transports:
+        table.add_column(t, justify="right")
+    table.add_column("target (rabbitmq)", justify="right")
+    table.add_column("", justify="center")
+    rmq = result["transports"].get("rabbitmq", {})
+    celery = result.get("celery", {}).get("celery_chain_throughput_eps")
+
+    def add(label: str, get: Any, unit: str, target: str, ok: bool | None) -> None:
+        cells = [_fmt(get(result["transports"][t]), unit) for t in transports]
+        table.add_row(label, *cells, target, _verdict(ok))
+
+    def le(v: Any, lim: float) -> bool | None:
+        return None if v is None else v <= lim
+
+    add("baseline publish→consume p50", lambda r: r["baseline_latency_ms"]["p50"], " ms", "", None)
+    add("baseline publish→consume p99", lambda r: r["baseline_latency_ms"]["p99"], " ms", "", None)
+    add(
+        "one hop p50 / p99",
+        lambda r: f"{_fmt(r['hop_latency_ms']['p50'])} / {_fmt(r['hop_latency_ms']['p99'])}",
+        " ms",
+        "",
+        None,
+    )
+    add(
+        "hop overhead p50",
+        lambda r: r["hop_overhead_ms"]["p50"],
+        " ms",
+        "≤ 1 ms",
+        le(rmq.get("hop_overhead_ms", {}).get("p50"), 1),
+    )
+    add(
+        "hop overhead p99",
+        lambda r: r["hop_overhead_ms"]["p99"],
+        " ms",
+        "≤ 5 ms",
+        le(rmq.get("hop_overhead_ms", {}).get("p99"), 5),
+    )
+    add(
+        "one actor throughput",
+        lambda r: r["actor_throughput_eps"],
+        " env/s",
+        "≥ 2,000",
+        None if not rmq else (rmq["actor_throughput_eps"] or 0) >= 2000,
+    )
+    add("  (best prefetch)", lambda r: r["actor_prefetch"], "", "", None)
+    for pf in result["settings"]["prefetch"]:
+        add(
+            f"  prefetch {pf}",
+            lambda r, pf=pf: r["actor_throughput_by_prefetch"].get(str(pf), {}).get("eps"),
+            " env/s",
+            "",
+            None,
+        )
+    ratio = None
+    if rmq.get("pipeline_throughput_eps") and celery:
+        ratio = rmq["pipeline_throughput_eps"] / celery
+    add(
+        "3-actor pipeline throughput",
+        lambda r: r["pipeline_throughput_eps"],
+        " env/s",
+        "≥ 2× Celery",
+        None if ratio is None else ratio >= 2,
+    )
+    add(
+        "3-actor pipeline p50 / p99",
+        lambda r: f"{_fmt(r['pipeline_latency_ms']['p50'])} / {_fmt(r['pipeline_latency_ms']['p99'])}",
+        " ms",
+        "",
+        None,
+    )
+    add("sidecar RSS", lambda r: r["sidecar_rss_mib"], " MiB", "≤ 60 MiB", le(rmq.get("sidecar_rss_mib"), 60))
+    add("runtime RSS", lambda r: r["runtime_rss_mib"], " MiB", "", None)
+    if celery is not None:
+        c = result["celery"]
+        cells = [_fmt(celery, " chains/s") if t == "rabbitmq" else "" for t in transports]
+        table.add_row(f"Celery 3-task chain ({c['pool']}×{c['concurrency']})", *cells, "", "")
+        cells = [_fmt(ratio, "×") if t == "rabbitmq" and ratio else "" for t in transports]
+        table.add_row("pipeline ÷ Celery", *cells, "≥ 2×", _verdict(None if ratio is None else ratio >= 2))
+    console.print(table)

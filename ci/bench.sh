@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `make bench`: start a private RabbitMQ (ci/rabbitmq.sh) in a temp dir, run the data-plane
+# benchmark (bench/run.py: Asya on rabbitmq + local vs. a Celery chain; table on stdout,
+# JSON in bench/results/latest.json), then the operator benchmark (bench/operator_bench.py)
+# when that file and its prerequisites exist; otherwise say why it was skipped.
+# Extra arguments go to bench/run.py (e.g. ci/bench.sh --runs 5 --n 10000).
+# Env: BENCH_SKIP_OPERATOR=1 skips the operator bench; BENCH_PROFILE_SIDECAR=DIR profiles sidecars.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PY=$ROOT/.venv/bin/python
+[ -x "$PY" ] || ci/bootstrap.sh test,dev,bench,operator
+T0=$SECONDS
+
+RMQ_DIR=$(mktemp -d "${TMPDIR:-/tmp}/asya-bench-rmq.XXXXXX")
+cleanup() {
+  ci/rabbitmq.sh stop "$RMQ_DIR" >/dev/null 2>&1 || true
+  rm -rf "$RMQ_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== starting a private RabbitMQ" >&2
+ci/rabbitmq.sh start "$RMQ_DIR" >/dev/null
+AMQP_URL=$(sed -n 's/^AMQP_URL=//p' "$RMQ_DIR/env")
+export AMQP_URL
+
+echo "== data plane: bench/run.py (rabbitmq at $AMQP_URL, local)" >&2
+PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} "$PY" -m bench.run --amqp-url "$AMQP_URL" "$@"
+# The operator bench does not use RabbitMQ: free the broker's CPU and memory first.
+cleanup
+trap - EXIT
+
+operator_skip_reason() {
+  [ "${BENCH_SKIP_OPERATOR:-}" = 1 ] && { echo "BENCH_SKIP_OPERATOR=1"; return; }
+  [ -f bench/operator_bench.py ] || { echo "bench/operator_bench.py does not exist yet"; return; }
+  local tools=${ASYA_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/asya-tools} bin
+  for bin in kube-apiserver kube-controller-manager kubectl; do
+    compgen -G "$tools/k8s-v*/$bin" >/dev/null || { echo "no $bin under $tools (build it with ci/build-kube.sh)"; return; }
+  done
+  compgen -G "$tools/etcd-v*/etcd" >/dev/null || command -v etcd >/dev/null \
+    || { echo "no etcd under $tools or on PATH (ci/build-kube.sh etcd)"; return; }
+  command -v openssl >/dev/null || { echo "openssl is not installed"; return; }
+  "$PY" -c 'import kopf, kubernetes, yaml' 2>/dev/null || { echo "the operator extra is not installed (ci/bootstrap.sh operator)"; return; }
+}
+
+reason=$(operator_skip_reason)
+if [ -n "$reason" ]; then
+  echo "== operator bench skipped: $reason"
+else
+  echo "== operator bench: bench/operator_bench.py" >&2
+  "$PY" bench/operator_bench.py
+fi
+echo "make bench: done in $((SECONDS - T0))s"
