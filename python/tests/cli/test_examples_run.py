@@ -72,3 +72,36 @@ def test_text_insights_classifies_and_dead_letters_the_empty_document(tmp_path: 
     assert any(r.get("parent_id") for r in results), "long documents fan out into chunks"
     dead = list((out / "results" / "errors").rglob("*.json"))
     assert len(dead) == 1 and "empty-note" in dead[0].read_text()
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_dev_run_on_rabbitmq(rabbitmq_server, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asya.cli",
+            "dev",
+            "run",
+            str(ROOT / "examples/01-text-pipeline/pipeline.yaml"),
+            "--transport",
+            "rabbitmq",
+            "--url",
+            rabbitmq_server.url,
+            "--out",
+            str(out),
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert (
+        len({json.loads(p.read_text())["payload"]["doc"] for p in (out / "results").glob("20*/classify/*.json")}) == 7
+    )
+    assert len(list((out / "results" / "errors").rglob("*.json"))) == 1
