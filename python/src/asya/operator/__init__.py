@@ -5,7 +5,14 @@ to a kopf registry) and ``main`` (``python -m asya.operator``). The rules live i
 pure ``reconciling`` package; ``handlers`` only reads, calls them, and writes.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from asya.operator.settings import OperatorSettings
+
+if TYPE_CHECKING:
+    import kopf
 
 __all__ = ["OperatorSettings", "main", "register"]
 
@@ -17,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     return running.main(argv)
 
 
-def register(registry: object, settings: OperatorSettings) -> None:
-    """Add the AsyncActor handlers to ``registry`` (a ``kopf.OperatorRegistry``)."""
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Add the AsyncActor handlers to ``registry`` (tests pass their own)."""
     from asya.operator import handlers
 
-    handlers.register(registry, settings)  # type: ignore[arg-type]
+    handlers.register(registry, settings)
