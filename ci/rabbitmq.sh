@@ -9,6 +9,8 @@
 # so it neither needs nor disturbs a node Debian may have started on 5672/4369.
 # HOME=DIR puts the Erlang cookie where both the node and rabbitmqctl read it (we may
 # run as root, and the package's wrappers would otherwise `su rabbitmq`).
+# ASYA_RABBITMQ_MANAGEMENT=1 also enables the management UI on a free port (slower start;
+# nothing in Asya needs it) and prints MANAGEMENT_URL=...
 # Called by the `rabbitmq_server` pytest fixture (python/tests/fixtures/rabbitmq.py).
 set -euo pipefail
 
@@ -44,8 +46,15 @@ log.console = false
 log.file.level = warning
 EOF
   echo '[].' >"$DIR/enabled_plugins"
+  local mgmt=""
+  if [ "${ASYA_RABBITMQ_MANAGEMENT:-0}" = 1 ]; then
+    mgmt=$(free_port)
+    echo '[rabbitmq_management].' >"$DIR/enabled_plugins"
+    printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$mgmt" >>"$DIR/rabbitmq.conf"
+  fi
   cat >"$DIR/env" <<EOF
 AMQP_URL=amqp://guest:guest@127.0.0.1:$amqp/
+MANAGEMENT_URL=${mgmt:+http://127.0.0.1:$mgmt/}
 HOME=$DIR
 RABBITMQ_NODENAME=$node
 RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
@@ -73,7 +82,7 @@ start() {
   [ -f "$DIR/env" ] || write_env
   load_env
   if [ -f "$DIR/server.pid" ] && kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; then
-    echo "AMQP_URL=$AMQP_URL"; return 0
+    echo "AMQP_URL=$AMQP_URL"; return 0  # already running: starting twice is harmless
   fi
   local t0=$SECONDS
   # setsid: the node must outlive the shell (and pytest's process group signals).
@@ -92,6 +101,7 @@ start() {
   done
   echo "rabbitmq $RABBITMQ_NODENAME ready in $((SECONDS - t0))s" >&2
   echo "AMQP_URL=$AMQP_URL"
+  [ -z "$MANAGEMENT_URL" ] || echo "MANAGEMENT_URL=$MANAGEMENT_URL"
 }
 
 stop_node() {
