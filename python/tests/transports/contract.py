@@ -22,7 +22,8 @@ collect it). A transport's test module combines each with a *config mixin*:
 The contracts only ever call ``self.make_transport()`` (a connected transport
 from ``self.settings()``, closed after the test; override it if building one
 takes more) and ``self.new_queue()`` (a fresh ``asya-test-<uuid>`` queue,
-created, deleted after the test). Capabilities come from the transport's class
+created, deleted after the test), and consume through ``self.consume(t, q,
+prefetch)`` so the iterator is closed after the test too. Capabilities come from the transport's class
 attributes: ``DelayContract`` skips when ``supports_delay`` is False.
 Transports with leases (local, SQS) should use ``visibility_timeout_s=LEASE_S``
 so a message left unsettled by a dead consumer returns within the deadlines.
