@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -30,6 +31,10 @@ class PipelineRun:
         self.crew_env = {k: str(v) for k, v in crew_env.items()}
         self.suffix = uuid.uuid4().hex[:6]
         self.procs: list[Proc] = []
+        self.restarts = 0
+        self._runtimes: list[tuple[int, str, Path, dict[str, Any]]] = []
+        self._stopping = threading.Event()
+        self._kubelet: threading.Thread | None = None
 
     def actor(self, name: str) -> str:
         return f"{name}-{self.suffix}"
@@ -51,14 +56,32 @@ class PipelineRun:
         for replica in range(replicas):
             sock = Path(self.tmp / f"sock-{actor}-{replica}")
             sock.mkdir(parents=True, exist_ok=True)
-            self.procs.append(start_runtime(handler, sock, self.logs, ASYA_ACTOR=actor, **(runtime_env or {})))
+            renv = {"ASYA_ACTOR": actor, **(runtime_env or {})}
+            self._runtimes.append((len(self.procs), handler, sock, renv))
+            self.procs.append(start_runtime(handler, sock, self.logs, **renv))
             extra = {"ASYA_PROCESSING_TIMEOUT_S": 30, **(sidecar_env or {})}
             self.procs.append(start_sidecar(actor, sock, self.logs, self.transport_env, **extra))
+
+    def restart_dead_runtimes(self) -> None:
+        """Play kubelet: a runtime container that exits is started again (in a background thread)."""
+
+        def loop() -> None:
+            while not self._stopping.wait(0.05):
+                for index, handler, sock, renv in self._runtimes:
+                    if not self.procs[index].alive() and not self._stopping.is_set():
+                        self.restarts += 1
+                        self.procs[index] = start_runtime(handler, sock, self.logs, **renv)
+
+        self._kubelet = threading.Thread(target=loop, daemon=True)
+        self._kubelet.start()
 
     def logs_text(self) -> str:
         return "\n".join(f"--- {p.log_path.name}\n{p.log()[-3000:]}" for p in self.procs)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._kubelet is not None:
+            self._kubelet.join(30)
         for proc in self.procs:
             proc.signal(15)
         for proc in self.procs:
