@@ -89,3 +89,19 @@ async def test_happy_end_stores_the_resolved_payload(tmp_path: Path) -> None:
         assert json.loads(result.read_bytes())["payload"] == big
     finally:
         await t.close()
+
+
+async def test_error_messages_offload_the_original_payload(tmp_path: Path) -> None:
+    store = storage.FileStore(tmp_path)
+    big = {"text": "e" * 400_000}
+    msg = {
+        **_env({"error": "processing_error", "details": {"message": "m"}, "original_payload": big}),
+        "route": {"actors": ["a"], "current": 0},
+    }
+    out = await claimcheck.offload(msg, store)
+    assert out["payload"]["error"] == "processing_error"
+    assert claimcheck.reference(out["payload"]["original_payload"]) is not None
+    assert len(encode_envelope(out)) < 2048
+    # error-end retries with the reference as payload; the actor's sidecar resolves it
+    retry = {**out, "payload": out["payload"]["original_payload"]}
+    assert (await claimcheck.resolve(retry, store))["payload"] == big

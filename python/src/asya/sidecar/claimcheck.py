@@ -2,8 +2,8 @@
 
 The sidecar calls ``resolve`` on every envelope it takes from its queue
 (before the runtime sees it, so handlers never notice) and ``offload`` on
-every envelope it is about to publish; happy-end calls ``resolve`` so stored
-results are whole. A payload whose envelope would exceed ``threshold`` bytes
+every envelope it is about to publish, error-end messages included; happy-end
+calls ``resolve`` so stored results are whole. A payload whose envelope would exceed ``threshold`` bytes
 (default 256 KiB, SQS's limit) is written to ``blobs/<sha256>.json`` in the
 store and replaced by::
 
@@ -55,14 +55,32 @@ def reference(payload: Any) -> dict[str, Any] | None:
     return None
 
 
-async def offload(envelope: Envelope, store: BlobStore, threshold: int = DEFAULT_THRESHOLD) -> Envelope:
-    """``envelope`` itself when small enough, else a copy whose payload is a reference."""
-    if reference(envelope.get("payload")) is not None or len(encode_envelope(envelope)) <= threshold:
-        return envelope
-    data = json.dumps(envelope["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+async def _ref(value: Any, store: BlobStore) -> dict[str, Any]:
+    data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     digest = hashlib.sha256(data).hexdigest()
     uri = await store.put(f"{BLOBS_PREFIX}{digest}.json", data)
-    return {**envelope, "payload": {REF_KEY: {"uri": uri, "bytes": len(data), "sha256": digest}}}
+    return {REF_KEY: {"uri": uri, "bytes": len(data), "sha256": digest}}
+
+
+def _is_error_message(payload: Any) -> bool:
+    return isinstance(payload, dict) and "error" in payload and "original_payload" in payload
+
+
+async def offload(envelope: Envelope, store: BlobStore, threshold: int = DEFAULT_THRESHOLD) -> Envelope:
+    """``envelope`` itself when small enough, else a copy whose payload is a reference.
+
+    For an error-end message (``payload = {error, details, original_payload}``)
+    the ``original_payload`` is what gets offloaded, so the error stays readable
+    and a retry sends the reference on, to be resolved by the actor's sidecar.
+    """
+    payload: Any = envelope.get("payload")
+    if reference(payload) is not None or len(encode_envelope(envelope)) <= threshold:
+        return envelope
+    if _is_error_message(payload):
+        if reference(payload["original_payload"]) is not None:
+            return envelope
+        return {**envelope, "payload": {**payload, "original_payload": await _ref(payload["original_payload"], store)}}
+    return {**envelope, "payload": await _ref(payload, store)}
 
 
 async def resolve(envelope: Envelope, store: BlobStore) -> Envelope:
