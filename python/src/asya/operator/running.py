@@ -14,6 +14,11 @@ from asya.operator import handlers
 from asya.operator.settings import OperatorSettings
 
 
+def _quiet_timer_ticks(record: logging.LogRecord) -> bool:
+    """Drop kopf's INFO line for every successful status tick (one per actor per interval)."""
+    return not (record.levelno == logging.INFO and record.getMessage() == "Timer 'refresh' succeeded.")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     del argv  # everything comes from the environment
@@ -21,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = os.environ.get("ASYA_OPERATOR_DEBUG", "") not in ("", "0", "false")
     kopf.configure(verbose=verbose)
     logging.getLogger("asya").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        logging.getLogger("kopf.objects").addFilter(_quiet_timer_ticks)
     registry = kopf.OperatorRegistry()
     handlers.register(registry, settings)
     kopf.run(
