@@ -37,7 +37,9 @@ def summary(out_dir: Path, progress: Progress, elapsed_s: float, complete: bool)
     console.print(f"Dead letters: {out_dir / 'results' / 'errors'}")
     console.print(f"Logs:         {out_dir / 'logs'}")
     for failure in progress.failures[:5]:
-        console.print(f"  [red]failed[/] {failure.get('id')}: {failure.get('error') or failure.get('reason') or ''}")
+        error = failure.get("error")
+        reason = error.get("message", error) if isinstance(error, dict) else error or failure.get("reason") or ""
+        console.print(f"  [red]dead letter[/] {failure.get('id')}: {reason}")
 
 
 def error(message: str) -> None:
