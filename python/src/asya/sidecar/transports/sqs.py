@@ -20,6 +20,8 @@ Why shaped so:
 - Delays: SQS ``DelaySeconds`` takes whole seconds up to 900. The sub-second
   remainder is awaited here (an asyncio sleep, no thread) so the message
   appears when asked, not up to a second late; longer delays are capped at 900.
+- Sends and deletes from concurrent callers share batch requests when the
+  queue is busy (``_sqs_support.Batcher``); a lone call still goes out at once.
 - Bodies are bytes but SQS carries text: bodies that are non-empty UTF-8 made
   of SQS-legal characters go as they are, anything else base64 with a marker
   attribute. Envelope JSON always goes as is. Headers travel as one JSON
@@ -36,7 +38,6 @@ Options (``TransportSettings.options``): ``wait_time_s`` (1-20, default 10),
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import concurrent.futures
 import contextlib
@@ -44,7 +45,6 @@ import functools
 import json
 import logging
 import math
-import re
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -55,6 +55,8 @@ import botocore.exceptions
 
 from asya.contracts.envelope import DLQ_NAME
 from asya.contracts.errors import PermanentError
+from asya.sidecar.transports import _sqs_support
+from asya.sidecar.transports._sqs_support import decode_message, encode_message
 from asya.sidecar.transports.base import Delivery, Transport, TransportSettings
 
 if TYPE_CHECKING:
@@ -72,11 +74,7 @@ MAX_MESSAGE_BYTES = 256 * 1024
 MAX_DELAY_S = 900
 """SQS ``DelaySeconds`` ceiling."""
 DLQ_SUFFIX = "-dlq"
-HEADERS_ATTR = "asya-headers"
-ENCODING_ATTR = "asya-body-encoding"
-_MAX_BATCH = 10  # SQS receive/delete batch limit
-# Characters SQS accepts in a message body (anything else is rejected by the service).
-_SQS_TEXT = re.compile("^[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+$")
+_MAX_BATCH = _sqs_support.MAX_BATCH
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 _T = TypeVar("_T")
@@ -138,6 +136,8 @@ class SQSTransport(Transport):
         self._closed = True
         self._closing: asyncio.Event | None = None
         self._settler = _Settler(self)
+        self._sends: _sqs_support.Batcher | None = None
+        self._deletes: _sqs_support.Batcher | None = None
 
     # --- lifecycle ---
 
@@ -156,6 +156,8 @@ class SQSTransport(Transport):
         )
         self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="asya-sqs")
         self._closing = asyncio.Event()
+        self._sends = _sqs_support.Batcher(self._send_batch, max_bytes=MAX_MESSAGE_BYTES)
+        self._deletes = _sqs_support.Batcher(self._delete_batch)
         self._closed = False
 
     @override
@@ -263,10 +265,19 @@ class SQSTransport(Transport):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), delay_s - whole)
         url = await self._url(queue)
-        kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": text, "MessageAttributes": attributes}
+        entry: dict[str, Any] = {"MessageBody": text, "MessageAttributes": attributes}
         if whole:
-            kwargs["DelaySeconds"] = whole
-        await self._call(self._client.send_message, **kwargs)
+            entry["DelaySeconds"] = whole
+        assert self._sends is not None
+        await self._sends.submit(url, entry, size)
+
+    async def _send_batch(self, url: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        resp: dict[str, Any] = await self._call(self._client.send_message_batch, QueueUrl=url, Entries=entries)
+        return resp
+
+    async def _delete_batch(self, url: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        resp: dict[str, Any] = await self._call(self._client.delete_message_batch, QueueUrl=url, Entries=entries)
+        return resp
 
     # --- consume ---
 
@@ -356,17 +367,31 @@ class SQSTransport(Transport):
 
     # --- settling (called through Delivery) ---
 
-    async def _settle(self, delivery: Delivery, fn: Callable[..., Any], what: str, **kwargs: Any) -> None:
+    async def _settle(self, delivery: Delivery, what: str, visibility: int | None = None) -> None:
+        """Delete the message (``visibility`` None) or set its visibility; tolerate an expired lease."""
         lease: _Lease = delivery.raw
         lease.consumer.settled(lease)
         if self._closed:
             log.warning("sqs transport closed before %s of message %s; it will be redelivered", what, lease.message_id)
             return
         try:
-            await self._call(fn, QueueUrl=lease.queue_url, ReceiptHandle=lease.receipt, **kwargs)
-        except botocore.exceptions.ClientError as exc:
+            if visibility is None:
+                assert self._deletes is not None
+                await self._deletes.submit(lease.queue_url, {"ReceiptHandle": lease.receipt})
+            else:
+                await self._call(
+                    self._client.change_message_visibility,
+                    QueueUrl=lease.queue_url,
+                    ReceiptHandle=lease.receipt,
+                    VisibilityTimeout=visibility,
+                )
+        except (botocore.exceptions.ClientError, _sqs_support.BatchEntryError) as exc:
             # the lease expired and someone else holds the message now: nothing of ours to settle
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = (
+                exc.code
+                if isinstance(exc, _sqs_support.BatchEntryError)
+                else exc.response.get("Error", {}).get("Code", "")
+            )
             if "ReceiptHandle" not in code and code not in {"MessageNotInflight", "InvalidParameterValue"}:
                 raise
             log.warning("sqs: lease on message %s expired before %s (%s)", lease.message_id, what, code)
@@ -379,13 +404,10 @@ class _Settler:
         self._t = transport
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._t._settle(delivery, self._t._client.delete_message, "ack")
+        await self._t._settle(delivery, "ack")
 
     async def nack(self, delivery: Delivery, requeue: bool) -> None:
-        if requeue:
-            await self._t._settle(delivery, self._t._client.change_message_visibility, "nack", VisibilityTimeout=0)
-        else:
-            await self._t._settle(delivery, self._t._client.delete_message, "nack")
+        await self._t._settle(delivery, "nack", 0 if requeue else None)
 
     async def extend(self, delivery: Delivery, seconds: float) -> None:
         lease: _Lease = delivery.raw
@@ -397,34 +419,3 @@ class _Settler:
             ReceiptHandle=lease.receipt,
             VisibilityTimeout=min(43200, math.ceil(seconds)),
         )
-
-
-def encode_message(body: bytes, headers: Mapping[str, Any] | None) -> tuple[str, dict[str, dict[str, str]]]:
-    """SQS body text and message attributes for ``body`` + ``headers``."""
-    attributes: dict[str, dict[str, str]] = {}
-    if headers:
-        attributes[HEADERS_ATTR] = {
-            "DataType": "String",
-            "StringValue": json.dumps(dict(headers), separators=(",", ":"), default=str),
-        }
-    try:
-        text = body.decode("utf-8")
-        if not _SQS_TEXT.match(text):
-            raise ValueError("characters SQS does not carry")
-    except ValueError:
-        text = base64.b64encode(body).decode("ascii") or "="
-        attributes[ENCODING_ATTR] = {"DataType": "String", "StringValue": "base64"}
-    return text, attributes
-
-
-def decode_message(text: str, attributes: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
-    """Inverse of ``encode_message``."""
-    headers: dict[str, Any] = {}
-    raw_headers = attributes.get(HEADERS_ATTR)
-    if raw_headers:
-        with contextlib.suppress(ValueError):
-            headers = json.loads(raw_headers.get("StringValue", "{}"))
-    encoding = (attributes.get(ENCODING_ATTR) or {}).get("StringValue")
-    if encoding == "base64":
-        return (b"" if text == "=" else base64.b64decode(text)), headers
-    return text.encode("utf-8"), headers
