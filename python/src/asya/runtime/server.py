@@ -150,8 +150,8 @@ class Invocation:
         self.mode = mode
         self.env = env
 
-    def to_item(self, value: Any) -> dict[str, Any]:
-        """Wrap one handler result as a success item, checked for JSON-serializability."""
+    def to_item(self, value: Any) -> bytes:
+        """Wrap one handler result as a success item, serialised once (which also checks it is JSON)."""
         if self.mode == "envelope":
             item = self._envelope_item(value)
         else:
@@ -161,13 +161,12 @@ class Invocation:
             if "headers" in self.env:
                 item["headers"] = self.env["headers"]
         try:
-            json.dumps(item, allow_nan=False)
+            return _dumps(item)
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 "handler returned a value that is not JSON-serializable (%s); return dicts, lists, "
                 "strings, numbers, booleans or None" % exc
             ) from None
-        return item
 
     def _envelope_item(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict) or "payload" not in value or not isinstance(value.get("route"), dict):
@@ -297,11 +296,11 @@ class Runtime:
             inv = Invocation(self.handler, self.mode, env)
             if stream:
                 async for item in self._outputs(inv):
-                    await _write_raw(writer, {STREAM_ITEM: item})
+                    await _write_bytes(writer, b'{"' + STREAM_ITEM.encode() + b'":' + item + b"}")
                 await _write_raw(writer, {STREAM_END: True})
             else:
                 items = [item async for item in self._outputs(inv)]
-                await _write_raw(writer, items)
+                await _write_bytes(writer, b"[" + b",".join(items) + b"]")
         finally:
             self.inflight -= 1
             if self.inflight == 0:
@@ -338,7 +337,7 @@ class Runtime:
             else:
                 yield inv.to_item(result)
         except Exception as exc:
-            yield error_item(PROCESSING_ERROR, exc)
+            yield _dumps(error_item(PROCESSING_ERROR, exc))
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
@@ -354,8 +353,15 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
     return await reader.readexactly(size)
 
 
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
 async def _write_raw(writer: asyncio.StreamWriter, obj: Any) -> None:
-    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    await _write_bytes(writer, _dumps(obj))
+
+
+async def _write_bytes(writer: asyncio.StreamWriter, data: bytes) -> None:
     writer.write(FRAME_HEADER.pack(len(data)) + data)
     await writer.drain()
 

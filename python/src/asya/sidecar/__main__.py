@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from asya.sidecar.consuming import Sidecar
 from asya.sidecar.settings import SidecarSettings
@@ -20,6 +22,18 @@ async def _main() -> None:
     await sidecar.run()
 
 
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop when installed (part of the sidecar extra): cuts per-message overhead in aio-pika and sockets."""
+    if os.environ.get("ASYA_EVENT_LOOP", "auto") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run
+    return asyncio.run
+
+
 def main() -> int:
     logging.basicConfig(
         level=os.environ.get("ASYA_LOG_LEVEL", "INFO").upper(),
@@ -27,7 +41,7 @@ def main() -> int:
         stream=sys.stderr,
     )
     try:
-        asyncio.run(_main())
+        _event_loop_runner()(_main())
     except (ValueError, TimeoutError) as exc:  # bad settings or no runtime: say so plainly
         logging.getLogger("asya.sidecar").critical("cannot run: %s", exc)
         return 2

@@ -167,7 +167,8 @@ class Processor:
     async def _run(self, env: Envelope, delivery: Delivery) -> Outcome:
         await self.gate.wait()
         try:
-            return await asyncio.wait_for(self._call(env, delivery.body), self.settings.processing_timeout_s)
+            async with asyncio.timeout(self.settings.processing_timeout_s):
+                return await self._call(env, delivery.body)
         except TimeoutError:
             self.abandoned_calls += 1
             self.metrics.runtime_errors.labels(code=ErrorCode.TIMEOUT_ERROR.value).inc()
@@ -194,6 +195,9 @@ class Processor:
 
         async def emit(item: dict[str, Any], i: int, many: bool) -> None:
             out = routing.output_envelope(env, item, i, many)
+            if not many:  # the common 1:1 hop: no task, just wait for the confirm
+                await self.publisher.send(routing.destination(out), out)
+                return
             while len(window) >= _PUBLISH_WINDOW:
                 done, _ = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
