@@ -1,11 +1,64 @@
-"""Helpers the operator tests share: AsyncActor bodies and typed access to the API."""
+"""Helpers the operator tests (and the benchmark) share: actor bodies, API shortcuts, waiting."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import controlplane
+
 GROUP, VERSION, PLURAL = "asya.sh", "v1alpha1", "asyncactors"
+OPERATOR_NS = "asya-system"
+OPERATOR_SA = "asya-operator"
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 30, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # the object may not exist yet
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+class OperatorProcess:
+    """``python -m asya.operator`` as a child process."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def new_namespace(kube: controlplane.ControlPlane, prefix: str) -> str:
+    ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", ns)
+    # sidecars and KEDA read the broker URL from this Secret (the operator never does)
+    kube.kubectl("create", "secret", "generic", "asya-rabbitmq", "-n", ns, "--from-literal=url=amqp://x")
+    return ns
 
 
 def actor_body(name: str, transport: str = "local", **spec: Any) -> dict[str, Any]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,29 +19,12 @@ from typing import Any
 import controlplane
 import pytest
 import yaml
+from actorfactory import OPERATOR_NS, OPERATOR_SA, OperatorProcess, new_namespace
 
 ROOT = controlplane.ROOT
 CRD = ROOT / "crds" / "asyncactor.yaml"
 RBAC = ROOT / "crds" / "rbac" / "operator.yaml"
 KEDA_CRDS = ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")
-OPERATOR_NS = "asya-system"
-OPERATOR_SA = "asya-operator"
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float = 30, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # the object may not exist yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
 def keda_crd_files() -> list[Path]:
@@ -111,26 +92,6 @@ def operator_config(
     return path, {"ASYA_TEST_RABBIT_URL": rabbitmq_server.url}
 
 
-class OperatorProcess:
-    """``python -m asya.operator`` as a child process."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.proc = proc
-        self.log = log
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill() if kill else self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def start_operator(
     kube: controlplane.ControlPlane,
@@ -180,14 +141,6 @@ def api(kube: controlplane.ControlPlane) -> Any:
     from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kube.admin_kubeconfig))
-
-
-def new_namespace(kube: controlplane.ControlPlane, prefix: str) -> str:
-    ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", ns)
-    # sidecars and KEDA read the broker URL from this Secret (the operator never does)
-    kube.kubectl("create", "secret", "generic", "asya-rabbitmq", "-n", ns, "--from-literal=url=amqp://x")
-    return ns
 
 
 @pytest.fixture

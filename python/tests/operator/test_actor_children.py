@@ -8,7 +8,7 @@ from typing import Any
 
 import actorfactory as af
 import pytest
-from conftest import wait_for
+from actorfactory import wait_for
 from kubernetes import client
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(120)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import actorfactory as af
 import pytest
-from conftest import wait_for
+from actorfactory import wait_for
 from kubernetes import client
 
 from asya.sidecar import transports

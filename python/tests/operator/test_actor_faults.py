@@ -6,7 +6,7 @@ from typing import Any
 
 import actorfactory as af
 import pytest
-from conftest import OperatorProcess, wait_for
+from actorfactory import OperatorProcess, wait_for
 from kubernetes import client
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(90)]

@@ -8,7 +8,7 @@ from typing import Any
 import actorfactory as af
 import controlplane
 import pytest
-from conftest import new_namespace
+from actorfactory import new_namespace
 from kubernetes.client.exceptions import ApiException
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(60)]

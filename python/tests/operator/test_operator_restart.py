@@ -9,7 +9,7 @@ from typing import Any
 import actorfactory as af
 import controlplane
 import pytest
-from conftest import OPERATOR_NS, OPERATOR_SA, OperatorProcess, new_namespace, wait_for
+from actorfactory import OPERATOR_NS, OPERATOR_SA, OperatorProcess, new_namespace, wait_for
 from kubernetes import client
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(120)]
@@ -49,7 +49,7 @@ def test_killed_mid_reconcile_then_restarted_converges_without_duplicates(
     wait_for(lambda: doomed.proc.poll() is not None, what="operator crash")
     assert doomed.proc.returncode == 137
     apps = client.AppsV1Api(api)
-    dep_before = apps.read_namespaced_deployment("survivor", ns)
+    assert apps.read_namespaced_deployment("survivor", ns)
     assert "observedGeneration" not in (af.get(api, ns, "survivor").get("status") or {})
 
     start_operator(ns)
@@ -57,11 +57,11 @@ def test_killed_mid_reconcile_then_restarted_converges_without_duplicates(
     assert [d.metadata.name for d in apps.list_namespaced_deployment(ns).items] == ["survivor"]
     cms = [c.metadata.name for c in client.CoreV1Api(api).list_namespaced_config_map(ns).items]
     assert cms.count("survivor-asya-runtime") == 1
-    # the restarted operator found the children as wanted and did not rewrite them
-    dep_after = apps.read_namespaced_deployment("survivor", ns)
-    assert dep_after.metadata.resource_version == dep_before.metadata.resource_version
     rs = wait_for(lambda: apps.list_namespaced_replica_set(ns).items, what="replicaset")
     assert len(rs) == 1
+    # the restarted operator found the children as wanted and did not rewrite them
+    children = [w for w in operator_writes(kube, ns) if "asyncactors" not in w]
+    assert children == ["patch configmaps/survivor-asya-runtime", "patch deployments/survivor"]
 
 
 def test_unchanged_actor_causes_no_writes_on_timer_ticks_or_resume(
@@ -71,7 +71,9 @@ def test_unchanged_actor_causes_no_writes_on_timer_ticks_or_resume(
     op = start_operator(ns)
     af.create(api, ns, af.actor_body("calm"))
     settled(api, ns, "calm")
-    time.sleep(2)  # let the first timer ticks record what they see
+    # "unchanged" starts once kube-controller-manager is done with the Deployment and a tick saw it
+    wait_for(lambda: af.get(api, ns, "calm")["status"].get("replicas") == 1, what="status shows the pod")
+    time.sleep(2)
     before = operator_writes(kube, ns)
     time.sleep(4)  # four more ticks at 1 s
     ticks = operator_writes(kube, ns)[len(before) :]
