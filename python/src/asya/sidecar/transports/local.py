@@ -15,9 +15,9 @@ Why shaped so:
   busy are committed together in one transaction ("group commit"): each
   ``publish`` still returns only after its own fsync'd commit, but many
   concurrent publishes/acks share one fsync.
-- There is no notification between processes, so consumers poll with an
-  adaptive back-off (1 ms after a hit, doubling to 50 ms when idle); publishes
-  from the same transport wake its own consumers at once.
+- Publishes wake consumers at once: in-process directly, in other processes
+  through a datagram "doorbell" (``_doorbell.py``). Consumers still poll with an
+  adaptive back-off (1 ms after a hit, doubling to 50 ms when idle) as a safety net.
 - A lease is identified by (row id, receive count): a settle from a consumer
   whose lease already expired and was re-issued to someone else changes nothing.
 """
@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from asya.contracts.errors import TransportFeatureNotSupported
+from asya.sidecar.transports import _local_sql as sql
+from asya.sidecar.transports._doorbell import Doorbell
 from asya.sidecar.transports.base import Delivery, Transport, TransportSettings
 
 if TYPE_CHECKING:
@@ -56,22 +58,6 @@ _POLL_MIN_S = 0.001
 _POLL_MAX_S = 0.050
 _SYNC_MODES = ("FULL", "NORMAL", "OFF")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS queues (
-    name TEXT PRIMARY KEY,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    -- AUTOINCREMENT: ids are never reused, so (id, receive_count) names one lease forever
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue TEXT NOT NULL,
-    body BLOB NOT NULL,
-    headers TEXT NOT NULL,
-    visible_at REAL NOT NULL,
-    receive_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at);
-"""
 
 _T = TypeVar("_T")
 _Op = Callable[[sqlite3.Connection], Any]
@@ -104,14 +90,14 @@ class _Consumer:
     # _Settler protocol (called by Delivery)
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._t._settle(delivery, _delete, "ack")
+        await self._t._settle(delivery, sql.delete, "ack")
 
     async def nack(self, delivery: Delivery, requeue: bool) -> None:
-        await self._t._settle(delivery, _requeue if requeue else _delete, "nack")
+        await self._t._settle(delivery, sql.requeue if requeue else sql.delete, "nack")
 
     async def extend(self, delivery: Delivery, seconds: float) -> None:
         if not delivery.settled:
-            await self._t._settle(delivery, functools.partial(_extend, seconds=seconds), "extend")
+            await self._t._settle(delivery, functools.partial(sql.extend, seconds=seconds), "extend")
 
 
 class LocalTransport(Transport):
@@ -139,6 +125,7 @@ class LocalTransport(Transport):
         self._held: dict[int, _Lease] = {}  # yielded, unsettled: returned on close()
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._bell = Doorbell(self.path, self._wake)
 
     # --- lifecycle ---
 
@@ -156,7 +143,7 @@ class LocalTransport(Transport):
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(_SCHEMA)
+        conn.executescript(sql.SCHEMA)
         self._conn = conn
 
     @override
@@ -178,12 +165,13 @@ class LocalTransport(Transport):
         if held or unyielded:
 
             def release(conn: sqlite3.Connection) -> int:
-                return _release(conn, held, undo_receive=False) + _release(conn, unyielded, undo_receive=True)
+                return sql.release(conn, held, undo_receive=False) + sql.release(conn, unyielded, undo_receive=True)
 
             try:
                 await self._write(release, closing=True)
             except Exception:
                 log.warning("local transport: could not return leased messages on close", exc_info=True)
+        self._bell.close()
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(executor, self._close_db)
@@ -198,7 +186,7 @@ class LocalTransport(Transport):
 
     @override
     async def ensure_queue(self, queue: str) -> None:
-        await self._write(lambda c: _ensure(c, queue), durable=True)
+        await self._write(lambda c: sql.ensure(c, queue), durable=True)
 
     @override
     async def delete_queue(self, queue: str) -> None:
@@ -228,16 +216,20 @@ class LocalTransport(Transport):
             raise TransportFeatureNotSupported(f"negative delay {delay_s}")
         encoded = json.dumps(dict(headers or {}), separators=(",", ":"))
 
-        def insert(conn: sqlite3.Connection) -> None:
-            _ensure(conn, queue)
+        def insert(conn: sqlite3.Connection) -> list[str]:
+            sql.ensure(conn, queue)
             conn.execute(
                 "INSERT INTO messages (queue, body, headers, visible_at) VALUES (?, ?, ?, ?)",
                 (queue, bytes(body), encoded, time.time() + delay_s),
             )
+            return [row[0] for row in conn.execute("SELECT name FROM listeners WHERE queue = ?", (queue,))]
 
-        await self._write(insert, durable=True)
+        listeners = await self._write(insert, durable=True)
         if delay_s == 0:
             self._wake(queue)
+            dead = self._bell.ring(listeners, queue)
+            if dead:
+                await self._write(lambda c: sql.forget_listeners(c, dead))
 
     # --- consume ---
 
@@ -248,6 +240,11 @@ class LocalTransport(Transport):
         consumer = _Consumer(self)
         self._consumers.add(consumer)
         delay = _POLL_MIN_S
+        self._bell.listen()
+        bell = self._bell.name
+        await self._write(
+            lambda c: c.execute("INSERT OR IGNORE INTO listeners (name, queue) VALUES (?, ?)", (bell, queue))
+        )
         try:
             while not self._closed:
                 free = prefetch - len(consumer.outstanding)
@@ -256,7 +253,7 @@ class LocalTransport(Transport):
                     await consumer.slot_freed
                     continue
                 claimed = await self._write(
-                    functools.partial(_claim, queue=queue, limit=free, lease_s=self.visibility_timeout_s)
+                    functools.partial(sql.claim, queue=queue, limit=free, lease_s=self.visibility_timeout_s)
                 )
                 consumer.claimed = claimed
                 if not claimed:
@@ -282,7 +279,7 @@ class LocalTransport(Transport):
                 # Leased in a batch but never handed out: give back without counting a receive.
                 leases = [_Lease(r[0], r[3], consumer) for r in consumer.claimed]
                 with contextlib.suppress(Exception):
-                    await self._write(lambda c: _release(c, leases, undo_receive=True))
+                    await self._write(lambda c: sql.release(c, leases, undo_receive=True))
             # Deliveries already yielded stay settle-able: the sidecar drains in-flight work
             # after it stops iterating.
 
@@ -379,54 +376,6 @@ class LocalTransport(Transport):
             raise
         conn.execute("COMMIT")
         return results
-
-
-# --- SQL, run on the SQLite thread inside a transaction ---
-
-
-def _ensure(conn: sqlite3.Connection, queue: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO queues (name, created_at) VALUES (?, ?)", (queue, time.time()))
-
-
-def _claim(conn: sqlite3.Connection, queue: str, limit: int, lease_s: float) -> list[tuple[int, bytes, str, int]]:
-    now = time.time()
-    rows = conn.execute(
-        "UPDATE messages SET visible_at = ?, receive_count = receive_count + 1"
-        " WHERE id IN (SELECT id FROM messages WHERE queue = ? AND visible_at <= ?"
-        " ORDER BY visible_at, id LIMIT ?)"
-        " RETURNING id, body, headers, receive_count",
-        (now + lease_s, queue, now, limit),
-    ).fetchall()
-    rows.sort()  # RETURNING order is unspecified; ids are publish order
-    return rows
-
-
-def _delete(conn: sqlite3.Connection, lease: _Lease) -> int:
-    return conn.execute(
-        "DELETE FROM messages WHERE id = ? AND receive_count = ?", (lease.id, lease.receive_count)
-    ).rowcount
-
-
-def _extend(conn: sqlite3.Connection, lease: _Lease, *, seconds: float) -> int:
-    return conn.execute(
-        "UPDATE messages SET visible_at = ? WHERE id = ? AND receive_count = ?",
-        (time.time() + seconds, lease.id, lease.receive_count),
-    ).rowcount
-
-
-def _requeue(conn: sqlite3.Connection, lease: _Lease) -> int:
-    return _release(conn, [lease], undo_receive=False)
-
-
-def _release(conn: sqlite3.Connection, leases: list[_Lease], *, undo_receive: bool) -> int:
-    undo = 1 if undo_receive else 0
-    changed = 0
-    for lease in leases:
-        changed += conn.execute(
-            "UPDATE messages SET visible_at = ?, receive_count = receive_count - ? WHERE id = ? AND receive_count = ?",
-            (time.time(), undo, lease.id, lease.receive_count),
-        ).rowcount
-    return changed
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
