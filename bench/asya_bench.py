@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -24,14 +25,47 @@ from asya.contracts import queue_name
 from asya.sidecar.transports import Transport, TransportSettings, create
 
 from bench import procs
-from bench.stats import latency_summary
+from bench.stats import latency_summary, rnd
 
 log = logging.getLogger("bench")
 
 
+class CpuMeter:
+    """CPU seconds used by named processes between ``start()`` and ``stop()``, per envelope.
+
+    Load-independent: on a busy machine wall-clock throughput drops, CPU per envelope
+    does not. The broker is included when ``BENCH_BROKER_PID`` is set (ci/bench.sh).
+    """
+
+    def __init__(self, procs_: dict[str, procs.Proc], children: bool = False, broker: bool = True) -> None:
+        # (pid, with descendants): pool workers and the broker's Erlang VM are children.
+        self.pids = {name: (p.pid, children) for name, p in procs_.items()}
+        broker_pid = os.environ.get("BENCH_BROKER_PID")
+        if broker and broker_pid:
+            self.pids["broker"] = (int(broker_pid), True)
+        self.pids["bench"] = (os.getpid(), False)  # the bench's own children are the processes above
+        self.before: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        return {name: procs.cpu_seconds(pid, kids) for name, (pid, kids) in self.pids.items()}
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self, n: int) -> dict[str, float]:
+        after = self._read()
+        return {name: rnd((after[name] - self.before[name]) * 1000 / n, 4) for name in self.pids}  # type: ignore[misc]
+
+
 async def measure_drain(
-    transport: Transport, source: str, sink: str, n: int, timeout_s: float, children: list[procs.Proc]
-) -> dict[str, float]:
+    transport: Transport,
+    source: str,
+    sink: str,
+    n: int,
+    timeout_s: float,
+    children: list[procs.Proc],
+    cpu: CpuMeter | None = None,
+) -> dict[str, Any]:
     """Poll queue depths: the clock starts when ``source`` (pre-loaded with N) first drops
     below N, i.e. the consumer took its first message, and stops when ``sink`` holds N.
 
@@ -46,10 +80,12 @@ async def measure_drain(
         if first is None:
             if await transport.queue_depth(source) < n:
                 first = time.perf_counter()
+                if cpu is not None:
+                    cpu.start()
             else:
                 for proc in children:
                     proc.check()
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.01)
                 continue
         depth = await transport.queue_depth(sink)
         now = time.perf_counter()
@@ -59,9 +95,12 @@ async def measure_drain(
             raise TimeoutError(f"only {depth}/{n} messages reached {sink} in {timeout_s}s")
         for proc in children:
             proc.check()
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
     span = max(now - first, 1e-9)
-    return {"eps": n / span, "seconds": span, "startup_s": first - started}
+    out: dict[str, Any] = {"eps": n / span, "seconds": span, "startup_s": first - started}
+    if cpu is not None:
+        out["cpu_ms_per_envelope"] = cpu.stop(n)
+    return out
 
 
 ACTORS = ("bench-a", "bench-b", "bench-c")
@@ -195,10 +234,15 @@ class TransportBench:
             raise RuntimeError(f"preload: {queue} holds {depth} messages, expected {self.cfg.n}")
 
     async def _time_until(
-        self, transport: Transport, source: str, sink: str, procs_: list[procs.Proc]
-    ) -> dict[str, float]:
+        self, transport: Transport, source: str, sink: str, sidecars: dict[str, procs.Proc]
+    ) -> dict[str, Any]:
         """Time N envelopes from pre-loaded ``source`` to ``sink``; see measure_drain."""
-        return await measure_drain(transport, source, sink, self.cfg.n, self.cfg.timeout_s, procs_)
+        watched = {f"sidecar {a}": p for a, p in sidecars.items()}
+        watched.update({f"runtime {a}": self.runtimes[a] for a in sidecars})
+        cpu = CpuMeter(watched, broker=self.kind == "rabbitmq")
+        return await measure_drain(
+            transport, source, sink, self.cfg.n, self.cfg.timeout_s, list(sidecars.values()), cpu
+        )
 
     async def _errors(self, transport: Transport) -> int:
         return await transport.queue_depth(queue_name(ERROR_END))
@@ -211,26 +255,27 @@ class TransportBench:
         queues = [queue_name(q) for q in (DIRECT, SINK, HAPPY_END, ERROR_END, *ACTORS)]
         await self._reset(pub, queues)
         sidecars = [self._sidecar(a, url, self.cfg.latency_prefetch) for a in ACTORS]
+        for proc in sidecars:  # start-up CPU must not land on the baseline samples
+            await asyncio.to_thread(proc.wait_log, "consuming")
         direct, sink, end = (Collector(sub, queue_name(q)) for q in (DIRECT, SINK, HAPPY_END))
         hop_route = [ACTORS[0], SINK]
         pipe_route = list(ACTORS)
         samples: dict[str, list[float]] = {"direct": [], "hop": [], "pipeline": []}
+        cases = (
+            ("direct", queue_name(DIRECT), [DIRECT], direct),
+            ("hop", queue_name(ACTORS[0]), hop_route, sink),
+            ("pipeline", queue_name(ACTORS[0]), pipe_route, end),
+        )
         try:
-            for i in range(self.cfg.warmup + self.cfg.samples):
-                first = i == 0
-                timeout = 60.0 if first else 10.0  # the first envelope waits for the sidecars to start
-                record = i >= self.cfg.warmup
-                for name, queue, route, collector in (
-                    ("direct", queue_name(DIRECT), None, direct),
-                    ("hop", queue_name(ACTORS[0]), hop_route, sink),
-                    ("pipeline", queue_name(ACTORS[0]), pipe_route, end),
-                ):
+            # One case after the other (not interleaved): each queue sees back-to-back traffic,
+            # so polling transports (local) are measured busy, not waking from an idle back-off.
+            for name, queue, route, collector in cases:
+                for i in range(self.cfg.warmup + self.cfg.samples):
                     env_id = f"{name}-{i}"
-                    body = envelope(env_id, route or [DIRECT], self.payload)
                     t0 = time.perf_counter()
-                    await pub.publish(queue, body)
-                    arrived = await collector.wait_id(env_id, timeout)
-                    if record:
+                    await pub.publish(queue, envelope(env_id, route, self.payload))
+                    arrived = await collector.wait_id(env_id, 30.0)
+                    if i >= self.cfg.warmup:
                         samples[name].append(arrived - t0)
             errors = await self._errors(pub)
         finally:
@@ -257,7 +302,7 @@ class TransportBench:
             await self._preload(pub, queue_name(a), [a, SINK], f"t{prefetch}")
             sidecar = self._sidecar(a, url, prefetch)
             try:
-                run = await self._time_until(pub, queue_name(a), queue_name(SINK), [sidecar])
+                run = await self._time_until(pub, queue_name(a), queue_name(SINK), {a: sidecar})
                 run["sidecar_rss_mib"] = sidecar.rss_mib()
                 run["runtime_rss_mib"] = self.runtimes[a].rss_mib()
             finally:
@@ -277,9 +322,16 @@ class TransportBench:
         try:
             await self._reset(pub, [queue_name(q) for q in (*ACTORS, HAPPY_END, ERROR_END)])
             await self._preload(pub, queue_name(ACTORS[0]), list(ACTORS), "p")
-            sidecars = [self._sidecar(a, url, prefetch) for a in ACTORS]
+            # Downstream actors first, so the clock (started by the first actor's first take)
+            # never includes another sidecar's start-up.
+            sidecars = [self._sidecar(a, url, prefetch) for a in ACTORS[1:]]
             try:
-                run = await self._time_until(pub, queue_name(ACTORS[0]), queue_name(HAPPY_END), sidecars)
+                for proc in sidecars:
+                    await asyncio.to_thread(proc.wait_log, "consuming")
+                sidecars.insert(0, self._sidecar(ACTORS[0], url, prefetch))
+                run = await self._time_until(
+                    pub, queue_name(ACTORS[0]), queue_name(HAPPY_END), dict(zip(ACTORS, sidecars, strict=True))
+                )
                 run["sidecar_rss_mib"] = [s.rss_mib() for s in sidecars]
             finally:
                 for s in sidecars:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,24 +18,30 @@ from typing import Any
 from asya.sidecar.transports import TransportSettings, create
 
 from bench import procs
-from bench.asya_bench import make_payload, measure_drain
+from bench.asya_bench import CpuMeter, make_payload, measure_drain
 
 TASK_QUEUE = "bench-celery"
 DONE_QUEUE = "bench-celery-done"
 
 
-def _preload(amqp_url: str, n: int, payload_bytes: int) -> None:
-    """Publish N chains from a child process (Celery's client is synchronous and global)."""
-    code = (
-        "import sys; from bench.celery_app import app, three_step_chain; from bench.asya_bench import make_payload\n"
-        f"p = make_payload({payload_bytes})\n"
-        "with app.producer_pool.acquire(block=True) as prod:\n"
-        f"    for i in range({n}): three_step_chain(p).apply_async(producer=prod)\n"
-    )
+def _preload(amqp_url: str, n: int, payload_bytes: int, procs_n: int = 0) -> None:
+    """Publish N chains from child processes (Celery's client is synchronous; one per core)."""
+    procs_n = procs_n or max(1, min(4, os.cpu_count() or 1))
     env = procs.child_env(BENCH_AMQP_URL=amqp_url, BENCH_CELERY_CONFIRM="0")
-    import subprocess
-
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=procs.REPO)
+    children = []
+    for k in range(procs_n):
+        count = n // procs_n + (1 if k < n % procs_n else 0)
+        code = (
+            "from bench.celery_app import app, three_step_chain\n"
+            "from bench.asya_bench import make_payload\n"
+            f"p = make_payload({payload_bytes})\n"
+            "with app.producer_pool.acquire(block=True) as prod:\n"
+            f"    for i in range({count}): three_step_chain(p).apply_async(producer=prod)\n"
+        )
+        children.append(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=procs.REPO))
+    codes = [c.wait() for c in children]
+    if any(codes):
+        raise RuntimeError(f"celery pre-load failed: exit codes {codes}")
 
 
 class CeleryBench:
@@ -86,7 +93,8 @@ class CeleryBench:
                 self.logs / f"celery-{pool}-{concurrency}-{len(self.runs)}.log",
             )
             try:
-                run = await measure_drain(transport, TASK_QUEUE, DONE_QUEUE, self.n, self.timeout_s, [worker])
+                cpu = CpuMeter({"worker": worker}, children=True)
+                run = await measure_drain(transport, TASK_QUEUE, DONE_QUEUE, self.n, self.timeout_s, [worker], cpu)
                 run["worker_rss_mib"] = worker.rss_mib(children=True)
             finally:
                 worker.stop()

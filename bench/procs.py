@@ -10,6 +10,7 @@ run's work directory; a child that dies early is reported with its log tail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -72,6 +73,14 @@ class Proc:
         except psutil.Error:
             return float("nan")
 
+    def wait_log(self, text: str, timeout: float = 60.0) -> None:
+        """Wait until ``text`` appears in the process log (e.g. the sidecar's "consuming" line)."""
+        wait_for(lambda: text in self.log_path.read_text(errors="replace"), timeout, f"{self.name}: {text!r}", self)
+
+    def cpu_s(self, children: bool = False) -> float:
+        """User + system CPU seconds used so far (with ``children``: plus its live children's)."""
+        return cpu_seconds(self.pid, children)
+
     def stop(self, timeout: float = 20.0) -> int:
         if self.alive():
             self.popen.send_signal(signal.SIGTERM)
@@ -82,6 +91,21 @@ class Proc:
             code = self.popen.wait(5)
         self._log.close()
         return code
+
+
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """CPU seconds of ``pid`` (and its live descendants); NaN if it is gone."""
+    try:
+        proc = psutil.Process(pid)
+        group = [proc, *(proc.children(recursive=True) if children else [])]
+        total = 0.0
+        for p in group:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+    except psutil.Error:
+        return float("nan")
 
 
 def wait_for(predicate: Any, timeout: float, what: str, proc: Proc | None = None) -> None:
@@ -131,6 +155,7 @@ def start_sidecar(
         "ASYA_HTTP_HOST": "127.0.0.1",
         "ASYA_PROCESSING_TIMEOUT_S": 60,
         "ASYA_GRACEFUL_SHUTDOWN_S": 5,
+        "ASYA_LOG_LEVEL": "INFO",  # start/stop lines only; nothing is logged per envelope
         **env,
     }
     return Proc(f"sidecar {actor}", args, child_env(**extra), log_dir / f"sidecar-{actor}.log")

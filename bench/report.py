@@ -20,6 +20,22 @@ TARGETS = {
 }
 
 
+def cpu_summary(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Median CPU ms per envelope, summed by role (sidecars, runtimes, worker, broker, bench)."""
+    roles: dict[str, list[float]] = {}
+    for run in runs:
+        per_role: dict[str, float] = {}
+        for name, ms in (run.get("cpu_ms_per_envelope") or {}).items():
+            role = name.split(" ")[0]
+            per_role[role] = per_role.get(role, 0.0) + (ms if ms is not None else math.nan)
+        for role, ms in per_role.items():
+            roles.setdefault(role, []).append(ms)
+    out = {role: rnd(median(v), 3) for role, v in roles.items()}
+    if out:
+        out["total"] = rnd(sum(v for v in out.values() if v is not None), 3)
+    return out
+
+
 def summarize_transport(tb: TransportBench) -> dict[str, Any]:
     """Median over runs of every number for one transport."""
     r = tb.results
@@ -37,6 +53,7 @@ def summarize_transport(tb: TransportBench) -> dict[str, Any]:
             "runs_eps": [rnd(x["eps"], 1) for x in runs],
             "sidecar_rss_mib": rnd(median([x["sidecar_rss_mib"] for x in runs]), 1),
             "runtime_rss_mib": rnd(median([x["runtime_rss_mib"] for x in runs]), 1),
+            "cpu_ms_per_envelope": cpu_summary(runs),
         }
         for pf, runs in sorted(by_prefetch.items())
     }
@@ -56,6 +73,8 @@ def summarize_transport(tb: TransportBench) -> dict[str, Any]:
         "pipeline_throughput_eps": rnd(median([x["eps"] for x in pipe]), 1),
         "pipeline_runs_eps": [rnd(x["eps"], 1) for x in pipe],
         "pipeline_prefetch": pipe[0]["prefetch"] if pipe else None,
+        "actor_cpu_ms_per_envelope": actor[best_pf]["cpu_ms_per_envelope"] if best_pf else {},
+        "pipeline_cpu_ms_per_envelope": cpu_summary(pipe),
         "sidecar_rss_mib": actor[best_pf]["sidecar_rss_mib"] if best_pf else None,
         "runtime_rss_mib": actor[best_pf]["runtime_rss_mib"] if best_pf else None,
         "pipeline_sidecar_rss_mib_max": rnd(max((max(x["sidecar_rss_mib"]) for x in pipe), default=math.nan), 1),
@@ -74,6 +93,7 @@ def summarize_celery(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "concurrency": runs[0]["concurrency"],
         "prefetch_multiplier": runs[0]["prefetch_multiplier"],
         "worker_rss_mib": rnd(median([x["worker_rss_mib"] for x in runs]), 1),
+        "cpu_ms_per_chain": cpu_summary(runs),
     }
 
 
@@ -83,6 +103,14 @@ def _fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, float):
         value = f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
     return f"{value}{unit}"
+
+
+def _cpu(cpu: dict[str, Any]) -> str:
+    """'1.37 ms = sidecar 0.64 + runtime 0.21 + broker 0.36 + bench 0.16'."""
+    if not cpu:
+        return "—"
+    parts = " + ".join(f"{k} {v:.2f}" for k, v in cpu.items() if k != "total" and v is not None)
+    return f"{cpu.get('total') or 0:.2f} ms ({parts})"
 
 
 def _verdict(ok: bool | None) -> str:
@@ -164,12 +192,16 @@ def print_table(result: dict[str, Any], console: Console | None = None) -> None:
         "",
         None,
     )
+    add("  CPU per envelope (all procs)", lambda r: _cpu(r["pipeline_cpu_ms_per_envelope"]), "", "", None)
+    add("one actor: CPU per envelope", lambda r: _cpu(r["actor_cpu_ms_per_envelope"]), "", "", None)
     add("sidecar RSS", lambda r: r["sidecar_rss_mib"], " MiB", "≤ 60 MiB", le(rmq.get("sidecar_rss_mib"), 60))
     add("runtime RSS", lambda r: r["runtime_rss_mib"], " MiB", "", None)
     if celery is not None:
         c = result["celery"]
         cells = [_fmt(celery, " chains/s") if t == "rabbitmq" else "" for t in transports]
         table.add_row(f"Celery 3-task chain ({c['pool']}×{c['concurrency']})", *cells, "", "")
+        cells = [_cpu(c.get("cpu_ms_per_chain", {})) if t == "rabbitmq" else "" for t in transports]
+        table.add_row("  CPU per chain (all procs)", *cells, "", "")
         cells = [_fmt(ratio, "×") if t == "rabbitmq" and ratio else "" for t in transports]
         table.add_row("pipeline ÷ Celery", *cells, "≥ 2×", _verdict(None if ratio is None else ratio >= 2))
     console.print(table)

@@ -23,6 +23,8 @@ trap 'exit 130' INT TERM
 echo "== starting a private RabbitMQ" >&2
 ci/rabbitmq.sh start "$RMQ_DIR" >/dev/null
 AMQP_URL=$(sed -n 's/^AMQP_URL=//p' "$RMQ_DIR/env")
+BENCH_BROKER_PID=$(cat "$RMQ_DIR/server.pid")
+export BENCH_BROKER_PID
 export AMQP_URL
 
 echo "== data plane: bench/run.py (rabbitmq at $AMQP_URL, local)" >&2
