@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import statistics
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 from crew_helpers import error_message, open_transport
-from support.procs import Proc, base_env
+from support.procs import Proc, base_env, wait_until
 
 from asya.contracts import headers as h
 from asya.crew.settings import CrewSettings
@@ -27,23 +29,42 @@ pytestmark = pytest.mark.timeout(120)
 
 N = 200
 RATE_PER_S = 100
-LATE_P99_S = {"rabbitmq": 1.5, "local": 1.5, "sqs": 3.0}
+LATE_P99_S = {"rabbitmq": 1.5, "local": 1.5, "sqs": 5.0}
 """Allowed p99 lateness in the suite: a guard against waiting in error-end (which would show
-as lateness of whole delays), loose enough for a loaded 2-core CI box. The measured figures
-(printed with -s; quiet-machine numbers in docs/crew.md) are what the 10 ms target is judged on."""
+as lateness of many whole delays), loose enough for a loaded 2-core CI box. The measured
+figures (printed with -s; quiet-machine numbers in docs/crew.md) are what the 10 ms target is
+judged on. ElasticMQ releases delayed messages about 100 ms late even when idle."""
 
 
-def start_error_end(settings: CrewSettings, tmp: Path) -> Proc:
+def start_error_end(settings: CrewSettings, tmp: Path, health_port: int) -> Proc:
     env = base_env(
+        ASYA_HEALTH_PORT=health_port,
         ASYA_TRANSPORT=settings.transport,
         ASYA_TRANSPORT_URL=settings.transport_url,
         ASYA_STORAGE_URL=settings.storage_url,
         ASYA_RETRY_MAX_ATTEMPTS=3,
-        ASYA_RETRY_BACKOFF_BASE_S=0.3,
+        ASYA_RETRY_BACKOFF_BASE_S=1.0,
         ASYA_RETRY_JITTER=0.5,
-        ASYA_PREFETCH=32,
+        # 100 errors/s with 0.5-1.5 s delays: an error-end that slept through delays with 8
+        # slots would fall ~20 s behind, far beyond every bound below
+        ASYA_PREFETCH=8,
     )
     return Proc([sys.executable, "-m", "asya.crew", "error-end"], env, tmp / f"error-end-{time.monotonic_ns()}.log")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 async def test_retries_arrive_after_their_delay_without_blocking_error_end(
@@ -53,8 +74,11 @@ async def test_retries_arrive_after_their_delay_without_blocking_error_end(
     queue = f"asya-{actor}"
     t = await open_transport(broker_settings)
     late: list[float] = []
-    proc = start_error_end(broker_settings, tmp_path)
+    port = free_port()
+    proc = start_error_end(broker_settings, tmp_path, port)
     try:
+        await asyncio.to_thread(wait_until, lambda: ready(port) or not proc.alive(), 30, what="error-end ready")
+        assert proc.alive(), proc.log()
         await t.ensure_queue(queue)
         await t.ensure_queue("asya-error-end")
 
@@ -63,6 +87,7 @@ async def test_retries_arrive_after_their_delay_without_blocking_error_end(
                 arrived = time.time()
                 env = json.loads(d.body)
                 late.append(arrived - float(env["headers"][h.RETRY_NOT_BEFORE]))
+
                 await d.ack()
                 if len(late) == N:
                     return

@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from asya.contracts import envelope
@@ -29,6 +29,8 @@ from asya.sidecar import transports
 log = logging.getLogger("asya.crew")
 
 _UNEXPECTED_ERROR_BACKOFF_S = 1.0
+WARMUP_TIMEOUT_S = 15.0
+"""Longest start-up delay a warm-up (e.g. declaring RabbitMQ delay queues) may cause."""
 
 
 @dataclasses.dataclass
@@ -116,6 +118,13 @@ async def _consume(handle: HandleFn, crew: Crew, queue: str, inflight: set[async
                 await aclose()
 
 
+async def _warm(warmup: Callable[[Crew], Awaitable[None]], crew: Crew) -> None:
+    try:
+        await asyncio.wait_for(warmup(crew), WARMUP_TIMEOUT_S)
+    except Exception:
+        log.warning("warm-up failed or timed out; continuing without it", exc_info=True)
+
+
 async def _health_server(port: int, ready: asyncio.Event) -> asyncio.Server:
     async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -146,8 +155,13 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     extra_queues: tuple[str, ...] = (),
+    warmup: Callable[[Crew], Awaitable[None]] | None = None,
 ) -> None:
-    """Consume ``asya-<actor>`` with ``handle`` until ``stop`` is set or SIGTERM arrives."""
+    """Consume ``asya-<actor>`` with ``handle`` until ``stop`` is set or SIGTERM arrives.
+
+    ``warmup`` runs before consuming starts, bounded by ``WARMUP_TIMEOUT_S`` (best effort: a
+    failure or timeout is logged and consuming starts anyway).
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -163,6 +177,8 @@ async def serve(
     try:
         for q in (queue, *extra_queues):
             await crew.transport.ensure_queue(q)
+        if warmup is not None:
+            await _warm(warmup, crew)
         consumer = asyncio.create_task(_consume(handle, crew, queue, inflight))
         ready.set()
         log.info("%s consuming %s on %s", actor, queue, settings.transport)

@@ -98,6 +98,16 @@ async def handle(crew: Crew, delivery: transports.Delivery) -> None:
     await delivery.ack()
 
 
+async def warm_delay_queues(crew: Crew) -> None:
+    """On RabbitMQ, declare the delay queues the default policy will use, before the first retry needs one."""
+    transport = crew.transport
+    if transport.name == "rabbitmq" and not transport.supports_delay:
+        from asya.sidecar.transports import _rabbitmq_delays, rabbitmq
+
+        delays = retrying.likely_delays(crew.settings.retry)[:200]  # a bounded warm-up; the rest on demand
+        await _rabbitmq_delays.predeclare(cast(rabbitmq.RabbitMQTransport, transport), delays)
+
+
 async def main(settings: CrewSettings) -> None:
     """Run error-end until SIGTERM."""
-    await serve(handle, ERROR_END, settings, extra_queues=(DLQ_NAME,))
+    await serve(handle, ERROR_END, settings, extra_queues=(DLQ_NAME,), warmup=warm_delay_queues)

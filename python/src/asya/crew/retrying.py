@@ -110,6 +110,22 @@ def backoff_delay(failed_attempt: int, base_s: float, max_s: float, jitter: floa
     return quantize(max(0.0, min(max_s, raw + spread)))
 
 
+def likely_delays(settings: RetrySettings) -> list[float]:
+    """Every delay the default policy can produce (the quantized grid over each attempt's jitter band)."""
+    out: set[float] = set()
+    for failed in range(1, max(1, settings.max_attempts)):
+        raw = min(settings.backoff_max_s, settings.backoff_base_s * 2.0 ** (failed - 1))
+        low, high = (
+            quantize(raw * (1 - settings.jitter)),
+            quantize(min(settings.backoff_max_s, raw * (1 + settings.jitter))),
+        )
+        d = low
+        while d <= high:
+            out.add(d)
+            d = quantize(d + (0.01 if d < 1 else 0.1 if d < 10 else 1.0))
+    return sorted(out)
+
+
 def original_envelope(msg: dict[str, Any]) -> Envelope:
     """The envelope that failed: the error message with ``payload.original_payload`` restored.
 

@@ -18,10 +18,11 @@ per-message TTLs in one queue would not give). Nothing consumes these queues,
 so nothing in our processes waits.
 
 Clean-up: each delay queue has ``x-expires`` (unused for TTL + 5 min → deleted),
-re-declared at least once a minute while in use; the exchange is
+re-declared at least every 4 minutes while in use; the exchange is
 ``auto_delete`` and disappears with its last binding. A message always
-expires before its queue can, because the queue is re-declared less than a
-minute before each publish.
+expires before its queue can, because the queue is re-declared less than
+4 minutes before each publish. error-end pre-declares the delays its policy
+will use (``predeclare``), so a first retry does not pay for a declare.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
 DELAY_PREFIX = "asya-delay-"
 EXPIRES_MARGIN_MS = 5 * 60 * 1000
 """How long an unused delay queue outlives its TTL before RabbitMQ deletes it."""
-REDECLARE_EVERY_S = 60.0
-"""Re-declare a delay queue this often while publishing to it (resets x-expires)."""
+REDECLARE_EVERY_S = 240.0
+"""Re-declare a delay queue this often while publishing to it (resets x-expires; < EXPIRES_MARGIN)."""
 
 
 class _State:
@@ -94,6 +95,12 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
             raise
         state.declared[name] = time.monotonic()
     return name
+
+
+async def predeclare(transport: RabbitMQTransport, delays_s: list[float]) -> None:
+    """Declare the delay queues for ``delays_s`` ahead of use, so a first retry pays no declare."""
+    for delay_s in sorted({max(1, math.ceil(d * 1000)) for d in delays_s}):
+        await _declare(transport, delay_s)
 
 
 async def publish_delayed(
