@@ -87,3 +87,13 @@ def test_unreachable_broker_is_reported_and_retried(api: Any, namespace: str, op
     # the workload is still rendered: sidecars retry the broker on their own
     assert client.AppsV1Api(api).read_namespaced_deployment("stranded", namespace)
     assert operator.proc.poll() is None
+
+
+def test_a_template_the_api_refuses_is_reported(api: Any, namespace: str) -> None:
+    body = af.actor_body("greedy")
+    body["spec"]["workload"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "lots"}}
+    af.create(api, namespace, body)  # the CRD keeps container fields open, the Deployment API does not
+    actor = reported(api, namespace, "greedy")
+    assert af.condition(actor, "Ready")["reason"] == "WorkloadRejected"
+    assert "quantities must match" in actor["status"]["lastError"]
+    assert "fix spec.workload.template" in actor["status"]["lastError"]

@@ -147,3 +147,21 @@ async def test_timer_observes_without_writing_and_rechecks_the_queue_when_due() 
     await actors.observe(body(), st)
     assert st.queues.ensured == ["asya-echo", "asya-echo"]  # type: ignore[attr-defined]
     assert st.kube.writes == writes  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        kube.KubeError(422, 'Deployment.apps "echo" is invalid: spec.template.spec.containers[0].image: Required'),
+        kube.KubeError(500, "failed to convert new object to proper version: quantities must match ..."),
+    ],
+)
+async def test_a_child_the_api_refuses_is_a_spec_problem_not_a_retry(error: kube.KubeError) -> None:
+    st = state()
+
+    async def refuse(manifest: dict[str, Any]) -> dict[str, Any]:
+        raise error
+
+    st.kube.apply = refuse  # type: ignore[method-assign]
+    obs = await actors.reconcile(body(), st)
+    assert obs.spec_problem is not None and obs.spec_problem.reason == "WorkloadRejected"

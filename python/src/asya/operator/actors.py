@@ -80,6 +80,15 @@ async def _apply_if_changed(state: OperatorState, manifest: dict[str, Any]) -> d
     return await state.kube.apply(manifest)
 
 
+def _is_rejection(exc: kube.KubeError) -> bool:
+    """The object itself is invalid (not a passing API problem).
+
+    Server-side apply reports some invalid values (e.g. a malformed resource quantity) as
+    HTTP 500 "failed to convert ... to proper version" rather than 422.
+    """
+    return exc.status in (400, 422) or (exc.status == 500 and "to convert" in str(exc))
+
+
 async def _remove_scaling(state: OperatorState, actor: specs.ActorSpec) -> None:
     """Scaling switched off: delete the ScaledObject/TriggerAuthentication if they exist."""
     for kind in SCALING_KINDS:
@@ -98,13 +107,6 @@ async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Obs
     if actor is None:
         return obs
     transport = state.config.transports[actor.transport]
-    base = dict(
-        generation=actor.generation,
-        queue=actor.queue,
-        transport_type=transport.type,
-        scaling_enabled=actor.scaling.enabled,
-        fixed_replicas=actor.replicas,
-    )
     try:
         children, scaling_problem = reconciling.desired_children(actor, transport, state.config, state.runtime_source)
     except specs.SpecError as exc:
@@ -126,16 +128,25 @@ async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Obs
         if not actor.scaling.enabled and actor.generation > 1:  # generation 1: scaling was never on
             await _remove_scaling(state, actor)
     except kube.KubeError as exc:
+        if _is_rejection(exc):  # the API refuses what the template produced: only a spec change helps
+            problem = status.Problem(
+                "WorkloadRejected",
+                f"the API refused a child of this actor ({exc}); fix spec.workload.template or spec.sidecar",
+            )
+            return status.Observation(actor.generation, actor.queue, problem)
         raise RetryLater(f"writing the children of {actor.namespace}/{actor.name} failed: {exc}") from exc
     depth = await state.queues.depth(actor.transport, actor.queue) if queue_problem is None else None
-    obs = status.Observation(
-        **base,  # type: ignore[arg-type]
+    return status.Observation(
+        generation=actor.generation,
+        queue=actor.queue,
+        transport_type=transport.type,
+        scaling_enabled=actor.scaling.enabled,
+        fixed_replicas=actor.replicas,
         queue_problem=queue_problem,
         queue_depth=depth,
         workload=applied.get(actor.workload_type),
         scaling_problem=scaling_problem,
     )
-    return obs
 
 
 async def observe(body: Mapping[str, Any], state: OperatorState) -> status.Observation | None:
