@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 
 from asya.contracts import envelope
@@ -22,25 +23,38 @@ log = logging.getLogger(__name__)
 class Queues:
     """Queue operations for every declared transport."""
 
-    def __init__(self, declared: Mapping[str, configs.TransportConfig], timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, declared: Mapping[str, configs.TransportConfig], timeout_s: float = 10.0, cooldown_s: float = 5.0
+    ) -> None:
         self._declared = declared
         self._timeout_s = timeout_s
+        self._cooldown_s = cooldown_s
         self._open: dict[str, transports.Transport] = {}
-        self._lock = asyncio.Lock()
+        self._locks = {name: asyncio.Lock() for name in declared}
+        self._failed: dict[str, tuple[float, BaseException]] = {}
 
     async def _transport(self, name: str) -> transports.Transport:
-        async with self._lock:
+        # one lock per transport: a broker that hangs must not hold up actors on other transports
+        async with self._locks[name]:
             if name not in self._open:
+                failed = self._failed.get(name)
+                if failed and time.monotonic() - failed[0] < self._cooldown_s:
+                    raise failed[1]  # fail fast: 200 actors must not each wait out a dead broker's timeout
                 tc = self._declared[name]
                 t = transports.create(
                     transports.TransportSettings(kind=tc.type, url=tc.url, region=tc.region, options=tc.options)
                 )
-                await asyncio.wait_for(t.connect(), self._timeout_s)
+                try:
+                    await asyncio.wait_for(t.connect(), self._timeout_s)
+                except Exception as exc:
+                    self._failed[name] = (time.monotonic(), exc)
+                    raise
+                self._failed.pop(name, None)
                 self._open[name] = t
             return self._open[name]
 
     async def _drop(self, name: str) -> None:
-        async with self._lock:
+        async with self._locks[name]:
             t = self._open.pop(name, None)
         if t is not None:
             try:
