@@ -115,6 +115,15 @@ class TestSQSSpecifics(SQSConfig, TransportContract):
         assert policy["deadLetterTargetArn"].endswith(f":{q}-dlq")
         assert int(policy["maxReceiveCount"]) == 10
 
+    async def test_crew_queues_get_no_redrive(self) -> None:
+        t = await self.make_transport()
+        assert isinstance(t, sqs_transport.SQSTransport)
+        await t.ensure_queue("asya-happy-end")
+        attrs = await t._call(
+            t._client.get_queue_attributes, QueueUrl=await t._url("asya-happy-end"), AttributeNames=["All"]
+        )
+        assert "RedrivePolicy" not in attrs["Attributes"]
+
     async def test_close_returns_unsettled_deliveries_at_once(self) -> None:
         t1 = await self.make_transport()
         q = await self.new_queue(t1)

@@ -43,6 +43,8 @@ class Crew:
     reporter: reporting.Reporter
     stopping: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     """Set when shutdown began: handlers cut their waits short and leave messages unacked."""
+    known_queues: set[str] = dataclasses.field(default_factory=set)
+    """Queues already ensured by this process (error-end declares a retry target once)."""
 
 
 class HandleFn(Protocol):

@@ -31,15 +31,13 @@ from asya.sidecar import transports
 
 log = logging.getLogger("asya.crew.error_end")
 
-_ensured: dict[int, set[str]] = {}
-
 
 async def _ensure_queue(crew: Crew, queue: str) -> None:
     # the failing actor's queue normally exists; declaring it once per process is cheap insurance
-    known = _ensured.setdefault(id(crew.transport), set())
-    if queue not in known:
+    # (and on RabbitMQ a dead-lettered retry into a missing queue would vanish)
+    if queue not in crew.known_queues:
         await crew.transport.ensure_queue(queue)
-        known.add(queue)
+        crew.known_queues.add(queue)
 
 
 async def schedule_retry(crew: Crew, retry: retrying.Retry) -> None:

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
+import aiormq.exceptions
 
 if TYPE_CHECKING:
     from asya.sidecar.transports.rabbitmq import RabbitMQTransport
@@ -113,10 +114,18 @@ async def publish_delayed(
 ) -> None:
     """Publish ``body`` so that it enters ``queue`` after ``delay_s`` seconds (confirmed when parked)."""
     delay_ms = max(1, math.ceil(delay_s * 1000))
-    name = await _declare(transport, delay_ms)
-    channel = transport._publisher
-    if channel is None:
-        raise RuntimeError("rabbitmq transport is not connected")
-    exchange = await channel.get_exchange(name, ensure=False)
     message = aio_pika.Message(bytes(body), headers=dict(headers or {}), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-    await exchange.publish(message, routing_key=queue, mandatory=True, timeout=transport.publish_timeout_s)
+    for attempt in (1, 2):
+        name = await _declare(transport, delay_ms)
+        channel = transport._publisher
+        if channel is None:
+            raise RuntimeError("rabbitmq transport is not connected")
+        try:
+            exchange = await channel.get_exchange(name, ensure=False)
+            await exchange.publish(message, routing_key=queue, mandatory=True, timeout=transport.publish_timeout_s)
+            return
+        except aiormq.exceptions.PublishError:
+            # returned unroutable: the delay queue is gone (deleted by hand?); declare it again once
+            _states.setdefault(transport, _State()).declared.pop(name, None)
+            if attempt == 2:
+                raise

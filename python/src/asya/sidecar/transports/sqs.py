@@ -29,6 +29,8 @@ Why shaped so:
 - ``ensure_queue`` also creates ``<queue>-dlq`` and sets a redrive policy
   (``maxReceiveCount``, default 10): a safety net behind the sidecar's own
   ``ASYA_MAX_DELIVERIES`` crash-loop handling, which normally fires first.
+  Not for the crew's queues (happy-end, error-end, asya-dlq), which must hold
+  on to a message through a long storage outage.
 
 Options (``TransportSettings.options``): ``wait_time_s`` (1-20, default 10),
 ``redrive_max_receives`` (default 10, 0 disables the redrive), ``workers``
@@ -53,7 +55,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from asya.contracts.envelope import DLQ_NAME
+from asya.contracts.envelope import DLQ_NAME, ERROR_END, HAPPY_END, queue_name
 from asya.contracts.errors import PermanentError
 from asya.sidecar.transports import _sqs_support
 from asya.sidecar.transports._sqs_support import decode_message, encode_message
@@ -75,6 +77,9 @@ MAX_DELAY_S = 900
 """SQS ``DelaySeconds`` ceiling."""
 DLQ_SUFFIX = "-dlq"
 _MAX_BATCH = _sqs_support.MAX_BATCH
+_NO_REDRIVE = frozenset({DLQ_NAME, queue_name(HAPPY_END), queue_name(ERROR_END)})
+"""The crew's queues: their consumers never drop and retry on their own (happy-end keeps a
+result unacked while S3 is down), so a redrive would only move messages where nobody looks."""
 _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 _T = TypeVar("_T")
@@ -211,7 +216,7 @@ class SQSTransport(Transport):
     @override
     async def ensure_queue(self, queue: str) -> None:
         attributes = {"VisibilityTimeout": str(math.ceil(self.visibility_timeout_s))}
-        if self.redrive_max_receives > 0 and not (queue.endswith(DLQ_SUFFIX) or queue == DLQ_NAME):
+        if self.redrive_max_receives > 0 and not queue.endswith(DLQ_SUFFIX) and queue not in _NO_REDRIVE:
             dlq_url = await self._call(self._create_sync, queue + DLQ_SUFFIX, {})
             self._urls[queue + DLQ_SUFFIX] = dlq_url
             arn = (await self._call(self._client.get_queue_attributes, QueueUrl=dlq_url, AttributeNames=["QueueArn"]))[
