@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import importlib
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -26,12 +28,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python" / "tests" / "operator"))
 
-import actorfactory as af
-import controlplane
-import yaml
+af = importlib.import_module("actorfactory")  # the operator tests' helpers and control plane
+controlplane = importlib.import_module("controlplane")
 
 NS = "asya-bench"
 USER = "system:serviceaccount:asya-system:asya-operator"
@@ -43,8 +46,7 @@ def operator_writes(cp: controlplane.ControlPlane) -> list[dict[str, Any]]:
     return [
         e
         for e in cp.audit_writes()
-        if e.get("user", {}).get("username") == USER
-        and (e.get("objectRef") or {}).get("namespace") == NS
+        if e.get("user", {}).get("username") == USER and (e.get("objectRef") or {}).get("namespace") == NS
     ]
 
 
@@ -57,9 +59,7 @@ def metadata_list(cp: controlplane.ControlPlane, path: str) -> list[dict[str, An
             "Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
         },
     )
-    with urllib.request.urlopen(
-        req, context=ssl.create_default_context(cafile=str(cp.ca)), timeout=30
-    ) as resp:
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=str(cp.ca)), timeout=30) as resp:
         return list(json.load(resp)["items"])
 
 
@@ -74,15 +74,11 @@ def summarize(events: list[dict[str, Any]]) -> dict[str, int]:
     c: collections.Counter[str] = collections.Counter()
     for e in events:
         ref = e["objectRef"]
-        c[
-            f"{e['verb']} {ref['resource']}{'/' + ref['subresource'] if ref.get('subresource') else ''}"
-        ] += 1
+        c[f"{e['verb']} {ref['resource']}{'/' + ref['subresource'] if ref.get('subresource') else ''}"] += 1
     return dict(sorted(c.items()))
 
 
-def start_operator(
-    cp: controlplane.ControlPlane, kubeconfig: Path, cfg: Path, log: Path
-) -> subprocess.Popen[bytes]:
+def start_operator(cp: controlplane.ControlPlane, kubeconfig: Path, cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),
@@ -102,9 +98,7 @@ def start_operator(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--actors", type=int, default=200)
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "bench" / "results" / "operator.json"
-    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "operator.json")
     args = parser.parse_args()
     from kubernetes import client, config
 
@@ -116,9 +110,7 @@ def main() -> int:
     try:
         cp.start()
         results["control_plane_start_s"] = round(cp.timings["total_s"], 2)
-        keda = subprocess.run(
-            [str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True
-        )
+        keda = subprocess.run([str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True)
         kdir = Path(keda.stdout.strip().splitlines()[-1])
         cp.apply_crds(
             [
@@ -127,23 +119,11 @@ def main() -> int:
                 kdir / "keda.sh_triggerauthentications.yaml",
             ]
         )
-        cp.kubectl(
-            "apply", "--server-side", "-f", str(ROOT / "crds/rbac/operator.yaml")
-        )
-        kubeconfig = cp.service_account_kubeconfig(
-            "asya-system", "asya-operator", "asya-operator"
-        )
+        cp.kubectl("apply", "--server-side", "-f", str(ROOT / "crds/rbac/operator.yaml"))
+        kubeconfig = cp.service_account_kubeconfig("asya-system", "asya-operator", "asya-operator")
         cp.kubectl("create", "namespace", NS)
         cfg = work / "operator.yaml"
-        cfg.write_text(
-            yaml.safe_dump(
-                {
-                    "transports": {
-                        "local": {"type": "local", "url": str(work / "queues")}
-                    }
-                }
-            )
-        )
+        cfg.write_text(yaml.safe_dump({"transports": {"local": {"type": "local", "url": str(work / "queues")}}}))
         log = work / "operator.log"
         op = start_operator(cp, kubeconfig, cfg, log)
         api = config.new_client_from_config(config_file=str(cp.admin_kubeconfig))
@@ -158,9 +138,7 @@ def main() -> int:
         deadline = t0 + 180
         done_at = None
         while time.monotonic() < deadline:
-            actors = custom.list_namespaced_custom_object(
-                af.GROUP, af.VERSION, NS, af.PLURAL
-            )["items"]
+            actors = custom.list_namespaced_custom_object(af.GROUP, af.VERSION, NS, af.PLURAL)["items"]
             with_status = sum(
                 1
                 for a in actors
@@ -177,16 +155,12 @@ def main() -> int:
                 done_at = time.monotonic()
                 break
             time.sleep(0.25)
-        results["all_children_and_status_s"] = (
-            round(done_at - t0, 2) if done_at else None
-        )
+        results["all_children_and_status_s"] = round(done_at - t0, 2) if done_at else None
         results["target_60s_met"] = bool(done_at and done_at - t0 <= 60)
 
         create_writes = operator_writes(cp)
         results["writes_while_creating"] = summarize(create_writes)
-        results["writes_per_actor_creating"] = round(
-            len(create_writes) / args.actors, 2
-        )
+        results["writes_per_actor_creating"] = round(len(create_writes) / args.actors, 2)
         # an actor is "unchanged" once kube-controller-manager has finished with its Deployment
         # (ReplicaSet and Pods created, Deployment status written); until then status changes are real
         apps = client.AppsV1Api(api)
@@ -209,9 +183,7 @@ def main() -> int:
         results["cpu_s_apiserver"] = cpu_s(dict(cp.procs)["kube-apiserver"].pid)
         results["cpu_s_etcd"] = cpu_s(dict(cp.procs)["etcd"].pid)
         if "kube-controller-manager" in dict(cp.procs):
-            results["cpu_s_controller_manager"] = cpu_s(
-                dict(cp.procs)["kube-controller-manager"].pid
-            )
+            results["cpu_s_controller_manager"] = cpu_s(dict(cp.procs)["kube-controller-manager"].pid)
         op.terminate()
         op.wait(30)
         before_resume = operator_writes(cp)
@@ -226,6 +198,8 @@ def main() -> int:
             op.terminate()
             op.wait(30)
         cp.stop()
+        if not os.environ.get("ASYA_KEEP_KUBE_DIR"):
+            shutil.rmtree(work, ignore_errors=True)
     rows = [
         ("actors created at once", results["actors"]),
         ("control plane start (s)", results.get("control_plane_start_s")),

@@ -194,7 +194,8 @@ class ControlPlane:
         self.timings["total_s"] = time.monotonic() - t0
         return self
 
-    def stop(self) -> None:
+    def stop(self, remove: bool = True) -> None:
+        """Stop every process; remove the temp dir unless ``remove`` is False or ASYA_KEEP_KUBE_DIR is set."""
         for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.terminate()
@@ -204,6 +205,8 @@ class ControlPlane:
                     proc.kill()
                     proc.wait()
         self.procs.clear()
+        if remove and not os.environ.get("ASYA_KEEP_KUBE_DIR"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # --- client helpers -------------------------------------------------------------
 
