@@ -48,7 +48,7 @@ REDECLARE_EVERY_S = 240.0
 
 
 class _State:
-    """Per-transport bookkeeping: one long-lived channel for declares, and when each was last declared."""
+    """Per-transport bookkeeping: our channel, and when each delay queue was last declared."""
 
     def __init__(self) -> None:
         self.channel: Any = None
@@ -64,6 +64,15 @@ def delay_name(delay_ms: int) -> str:
     return f"{DELAY_PREFIX}{delay_ms}"
 
 
+async def _channel(transport: RabbitMQTransport, state: _State) -> Any:
+    # Our own long-lived confirm channel, for declares and delayed publishes: it saves an
+    # open/close per new delay value, and a broker error on it (say, an exchange deleted by
+    # hand) closes only this channel, never the transport's shared publisher.
+    if state.channel is None or state.channel.is_closed:
+        state.channel = await transport._conn().channel(publisher_confirms=True, on_return_raises=True)
+    return state.channel
+
+
 async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
     name = delay_name(delay_ms)
     state = _states.setdefault(transport, _State())
@@ -72,14 +81,12 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
     async with state.locks.setdefault(name, asyncio.Lock()):  # concurrent retries with one delay share a declare
         if time.monotonic() - state.declared.get(name, -math.inf) < REDECLARE_EVERY_S:
             return name
-        if state.channel is None or state.channel.is_closed:
-            # a long-lived channel saves an open/close round trip per new delay value
-            state.channel = await transport._conn().channel(publisher_confirms=False)
+        channel = await _channel(transport, state)
         try:
-            exchange = await state.channel.declare_exchange(
+            exchange = await channel.declare_exchange(
                 name, aio_pika.ExchangeType.FANOUT, durable=True, auto_delete=True, robust=False
             )
-            queue = await state.channel.declare_queue(
+            queue = await channel.declare_queue(
                 name,
                 durable=True,
                 robust=False,
@@ -117,15 +124,16 @@ async def publish_delayed(
     message = aio_pika.Message(bytes(body), headers=dict(headers or {}), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
     for attempt in (1, 2):
         name = await _declare(transport, delay_ms)
-        channel = transport._publisher
-        if channel is None:
-            raise RuntimeError("rabbitmq transport is not connected")
+        state = _states.setdefault(transport, _State())
         try:
+            channel = await _channel(transport, state)
             exchange = await channel.get_exchange(name, ensure=False)
             await exchange.publish(message, routing_key=queue, mandatory=True, timeout=transport.publish_timeout_s)
             return
-        except aiormq.exceptions.PublishError:
-            # returned unroutable: the delay queue is gone (deleted by hand?); declare it again once
-            _states.setdefault(transport, _State()).declared.pop(name, None)
+        except (aiormq.exceptions.PublishError, aiormq.exceptions.ChannelNotFoundEntity) as exc:
+            # unroutable or no such exchange: the delay queue is gone (deleted by hand?); declare it again once
+            state.declared.pop(name, None)
+            if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
+                state.channel = None  # the broker closed it
             if attempt == 2:
                 raise
