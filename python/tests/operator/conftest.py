@@ -33,6 +33,7 @@ def keda_crd_files() -> list[Path]:
     return [folder / f for f in KEDA_CRDS]
 
 
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection: `-m "not kube"` never builds
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Build the control-plane binaries before any test runs (outside per-test timeouts).
 

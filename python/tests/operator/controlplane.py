@@ -273,3 +273,31 @@ class ControlPlane:
             if ev.get("stage") == "ResponseComplete":
                 out.append(ev)
         return out
+
+
+def _serve() -> None:
+    """``ci/kube.sh``: start a control plane with the CRDs, print how to reach it, run until Ctrl-C."""
+    import signal
+
+    cp = ControlPlane()
+    try:
+        cp.start()
+        keda = subprocess.run([str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True)
+        kdir = Path(keda.stdout.strip().splitlines()[-1])
+        cp.apply_crds(
+            [
+                ROOT / "crds/asyncactor.yaml",
+                kdir / "keda.sh_scaledobjects.yaml",
+                kdir / "keda.sh_triggerauthentications.yaml",
+            ]
+        )
+        cp.kubectl("apply", "--server-side", "-f", str(ROOT / "crds/rbac/operator.yaml"))
+        print(f"export KUBECONFIG={cp.admin_kubeconfig}", flush=True)
+        print(f"# kubectl: {cp.bin / 'kubectl'}   logs: {cp.dir}   (Ctrl-C stops)", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        cp.stop()
+
+
+if __name__ == "__main__":
+    _serve()
