@@ -41,7 +41,7 @@ class PipelineRun:
 
     def start_crew(self) -> None:
         for actor in ("happy-end", "error-end"):
-            env = base_env(**self.transport_env, ASYA_STORAGE_URL=self.storage_url, **self.crew_env)
+            env = base_env(**{**self.transport_env, "ASYA_STORAGE_URL": self.storage_url, **self.crew_env})
             self.procs.append(Proc([sys.executable, "-m", "asya.crew", actor], env, self.logs / f"{actor}.log"))
 
     def start_actor(

@@ -18,6 +18,7 @@ import contextlib
 import logging
 
 from asya.contracts import queue_name
+from asya.crew import storage
 from asya.sidecar.observability import Metrics, start_http
 from asya.sidecar.processing import Processor
 from asya.sidecar.reporting import ProgressReporter
@@ -26,6 +27,15 @@ from asya.sidecar.settings import SidecarSettings
 from asya.sidecar.transports import Delivery, Transport, create
 
 log = logging.getLogger("asya.sidecar")
+
+
+def claim_check_store(settings: SidecarSettings) -> storage.ObjectStore | None:
+    """The object store for large payloads, when ``ASYA_STORAGE_URL`` is set."""
+    if not settings.storage_url:
+        return None
+    from asya.crew import settings as crew_settings
+
+    return storage.create_store(settings.storage_url, crew_settings.CrewSettings.from_env().s3)
 
 
 class Sidecar:
@@ -38,7 +48,8 @@ class Sidecar:
         self.runtime = RuntimeClient(settings.socket_dir, pool_size=settings.prefetch)
         self.metrics = Metrics(settings.actor)
         self.reporter = ProgressReporter(settings.gateway_url)
-        self.processor = Processor(settings, self.transport, self.runtime, self.metrics, self.reporter)
+        self.store = claim_check_store(settings)
+        self.processor = Processor(settings, self.transport, self.runtime, self.metrics, self.reporter, self.store)
         self.inflight: dict[asyncio.Task[object], Delivery] = {}
         self._stopping = asyncio.Event()
         self._consuming = False
@@ -101,6 +112,8 @@ class Sidecar:
             if http is not None:
                 await http.cleanup()
             self.runtime.close()
+            if self.store is not None:
+                await self.store.close()
             await self.transport.close()
             log.info("actor %s: stopped", s.actor)
 

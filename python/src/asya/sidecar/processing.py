@@ -31,7 +31,7 @@ from asya.contracts import (
     queue_name,
 )
 from asya.contracts.envelope import Envelope
-from asya.sidecar import routing
+from asya.sidecar import claimcheck, routing
 from asya.sidecar.observability import Metrics
 from asya.sidecar.reporting import ProgressReporter
 from asya.sidecar.runtime_client import RuntimeClient, RuntimeConnectionError
@@ -93,18 +93,28 @@ _sent: contextvars.ContextVar[list[int]] = contextvars.ContextVar("asya_sent")
 
 
 class Publisher:
-    """Sends envelopes to actor queues and counts them for the delivery being processed."""
+    """Sends envelopes to actor queues and counts them for the delivery being processed.
 
-    def __init__(self, transport: Transport, metrics: Metrics) -> None:
+    With a claim-check store, an envelope over the threshold leaves its payload
+    in the store and travels as a reference (see ``claimcheck``).
+    """
+
+    def __init__(
+        self, transport: Transport, metrics: Metrics, store: claimcheck.BlobStore | None = None, threshold: int = 0
+    ) -> None:
         self._transport = transport
         self._metrics = metrics
         self._ensured: set[str] = set()
+        self._store = store
+        self._threshold = threshold
 
     async def send(self, actor: str, env: Envelope) -> None:
         queue = queue_name(actor)
         if queue not in self._ensured:
             await self._transport.ensure_queue(queue)
             self._ensured.add(queue)
+        if self._store is not None:
+            env = await claimcheck.offload(env, self._store, self._threshold)
         await self._transport.publish(queue, encode_envelope(env))
         self._metrics.outputs_published.labels(destination=actor).inc()
         counter = _sent.get(None)
@@ -122,14 +132,16 @@ class Processor:
         runtime: RuntimeClient,
         metrics: Metrics,
         reporter: ProgressReporter,
+        store: claimcheck.BlobStore | None = None,
     ) -> None:
         self.settings = settings
+        self.store = store
         self.actor = settings.actor
         self.transport = transport
         self.runtime = runtime
         self.metrics = metrics
         self.reporter = reporter
-        self.publisher = Publisher(transport, metrics)
+        self.publisher = Publisher(transport, metrics, store, settings.claim_check_bytes)
         self.gate = RuntimeGate(runtime)
         self.abandoned_calls = 0
 
@@ -162,13 +174,30 @@ class Processor:
         if current_actor(env) != self.actor:
             await self._fail(env, ErrorCode.MSG_PARSING_ERROR.value, routing.route_mismatch_details(env, self.actor))
             return Outcome.ERROR, env
-        return await self._run(env, delivery), env
+        body = delivery.body
+        if claimcheck.reference(env.get("payload")) is not None:
+            if self.store is None:
+                details = {
+                    "message": "payload is a claim-check reference but this sidecar has no ASYA_STORAGE_URL",
+                    "type": "ClaimCheckError",
+                }
+                await self._fail(env, ErrorCode.PROCESSING_ERROR.value, details)
+                return Outcome.ERROR, env
+            try:
+                env = await claimcheck.resolve(env, self.store)
+            except claimcheck.ClaimCheckError as exc:
+                await self._fail(
+                    env, ErrorCode.PROCESSING_ERROR.value, {"message": str(exc), "type": "ClaimCheckError"}
+                )
+                return Outcome.ERROR, env
+            body = encode_envelope(env)  # the runtime gets the whole payload; handlers never see references
+        return await self._run(env, delivery, body), env
 
-    async def _run(self, env: Envelope, delivery: Delivery) -> Outcome:
+    async def _run(self, env: Envelope, delivery: Delivery, body: bytes) -> Outcome:
         await self.gate.wait()
         try:
             async with asyncio.timeout(self.settings.processing_timeout_s):
-                return await self._call(env, delivery.body)
+                return await self._call(env, body)
         except TimeoutError:
             self.abandoned_calls += 1
             self.metrics.runtime_errors.labels(code=ErrorCode.TIMEOUT_ERROR.value).inc()

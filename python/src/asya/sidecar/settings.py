@@ -40,6 +40,10 @@ class SidecarSettings:
     """Address the HTTP server binds (127.0.0.1 in local dev)."""
     gateway_url: str = ""
     """Gateway base URL for progress reports; empty disables reporting."""
+    storage_url: str = ""
+    """Object store for the claim check (``file:///dir`` or ``s3://bucket/prefix``); empty disables it."""
+    claim_check_bytes: int = 256 * 1024
+    """Envelopes larger than this (bytes) travel with their payload in the store (SQS's limit by default)."""
     end_actors: frozenset[str] = frozenset({"happy-end", "error-end"})
     """Actors the sidecar routes to by name when a route finishes or fails."""
 
@@ -73,4 +77,6 @@ class SidecarSettings:
             http_port=int(e.get("ASYA_HTTP_PORT", "8080")),
             http_host=e.get("ASYA_HTTP_HOST", "0.0.0.0"),
             gateway_url=e.get("ASYA_GATEWAY_URL", "").rstrip("/"),
+            storage_url=e.get("ASYA_STORAGE_URL", ""),
+            claim_check_bytes=int(e.get("ASYA_CLAIM_CHECK_BYTES", str(256 * 1024))),
         )
