@@ -52,3 +52,16 @@ def test_settings_from_env() -> None:
         {"ASYA_OPERATOR_NAMESPACES": "a, b-*", "ASYA_OPERATOR_STATUS_INTERVAL_S": "2.5", "ASYA_OPERATOR_CONFIG": "/c"}
     )
     assert s.namespaces == ("a", "b-*") and s.status_interval_s == 2.5 and str(s.config_path) == "/c"
+
+
+def test_operator_exits_with_the_reason_on_a_bad_config_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "operator.yaml"
+    cfg.write_text("transports: {x: {type: kafka}}\n")
+    env = {**os.environ, "ASYA_OPERATOR_CONFIG": str(cfg), "KUBECONFIG": str(tmp_path / "none")}
+    done = subprocess.run([sys.executable, "-m", "asya.operator"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "transports.x.type: must be one of local, rabbitmq, sqs, got 'kafka'" in done.stdout + done.stderr

@@ -41,8 +41,24 @@ def _wants_queue_deleted(spec: kopf.Spec, **_: Any) -> bool:
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     """Add the AsyncActor handlers to ``registry``."""
+    ours = settings
 
-    @kopf.on.startup(registry=registry)
+    async def build_state() -> actors.OperatorState:
+        try:
+            cfg = config.load_config(ours.config_path)
+        except config.ConfigError as exc:  # the operator cannot work: exit with the reason
+            raise kopf.PermanentError(f"{ours.config_path}: {exc}") from exc
+        client = kube.KubeClient(kube.Credentials.load(), ours.field_manager, ours.crash_after_writes)
+        await client.__aenter__()
+        return actors.OperatorState(
+            settings=ours,
+            config=cfg,
+            kube=client,
+            queues=provisioning.Queues(cfg.transports),
+            runtime_source=actors.load_runtime_source(),
+        )
+
+    @kopf.on.startup(id="configure", registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         settings.persistence.finalizer = "asya.sh/finalizer"
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="asya.sh")
@@ -51,23 +67,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         )
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
-        memo.state = await _build_state()
+        memo.state = await build_state()
 
-    async def _build_state() -> actors.OperatorState:
-        cfg = config.load_config(op_settings.config_path)
-        client = kube.KubeClient(kube.Credentials.load(), op_settings.field_manager, op_settings.crash_after_writes)
-        await client.__aenter__()
-        return actors.OperatorState(
-            settings=op_settings,
-            config=cfg,
-            kube=client,
-            queues=provisioning.Queues(cfg.transports),
-            runtime_source=actors.load_runtime_source(),
-        )
-
-    op_settings = settings
-
-    @kopf.on.login(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
         c = kube.Credentials.load()
         return kopf.ConnectionInfo(
@@ -80,7 +82,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             private_key_path=c.key_path or None,
         )
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         state: actors.OperatorState | None = getattr(memo, "state", None)
         if state is not None:
@@ -104,8 +106,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     @kopf.timer(
         *RESOURCE,
         id="refresh",
-        interval=settings.status_interval_s,
-        initial_delay=settings.status_interval_s,
+        interval=ours.status_interval_s,
+        initial_delay=ours.status_interval_s,
         registry=registry,
     )
     async def refresh(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
