@@ -104,8 +104,13 @@ def start_operator(
     started: list[OperatorProcess] = []
     logs = tmp_path_factory.mktemp("operator-logs")
 
-    def start(namespaces: str, **env: str) -> OperatorProcess:
+    def start(namespaces: str, transports: dict[str, Any] | None = None, **env: str) -> OperatorProcess:
         path, cfg_env = operator_config
+        if transports:  # a private configuration with extra transports
+            cfg = yaml.safe_load(path.read_text())
+            cfg["transports"].update(transports)
+            path = logs / f"operator-{len(started)}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
         full = {
             **os.environ,
             **cfg_env,
