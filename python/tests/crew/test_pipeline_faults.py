@@ -16,23 +16,48 @@ from asya.crew import dlq, storage
 from asya.sidecar import transports
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(180)]
+# (the crash-loop test also runs on SQS: there the delivery count is ApproximateReceiveCount)
+
+
+async def _start_run(tmp_path: Path, transport_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    run = PipelineRun(
+        tmp_path,
+        transport_env,
+        (tmp_path / "store").as_uri(),
+        ASYA_RETRY_MAX_ATTEMPTS=3,
+        ASYA_RETRY_BACKOFF_BASE_S=0.05,
+    )
+    t = transports.create(
+        transports.TransportSettings(kind=transport_env["ASYA_TRANSPORT"], url=transport_env["ASYA_TRANSPORT_URL"])
+    )
+    await t.connect()
+    for q in ("happy-end", "error-end"):
+        await t.ensure_queue(queue_name(q))
+    run.start_crew()
+    return run, t
 
 
 @pytest.fixture
 async def rabbit_run(tmp_path: Path, rabbitmq_server: object):  # type: ignore[no-untyped-def]
     url = rabbitmq_server.url  # type: ignore[attr-defined]
-    run = PipelineRun(
-        tmp_path,
-        {"ASYA_TRANSPORT": "rabbitmq", "ASYA_TRANSPORT_URL": url},
-        (tmp_path / "store").as_uri(),
-        ASYA_RETRY_MAX_ATTEMPTS=3,
-        ASYA_RETRY_BACKOFF_BASE_S=0.05,
-    )
-    t = transports.create(transports.TransportSettings(kind="rabbitmq", url=url))
-    await t.connect()
-    for q in ("happy-end", "error-end"):
-        await t.ensure_queue(queue_name(q))
-    run.start_crew()
+    run, t = await _start_run(tmp_path, {"ASYA_TRANSPORT": "rabbitmq", "ASYA_TRANSPORT_URL": url})
+    try:
+        yield run, t
+    finally:
+        run.stop()
+        await t.close()
+
+
+@pytest.fixture(params=["rabbitmq", pytest.param("sqs", marks=pytest.mark.sqs)])
+async def any_run(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    if request.param == "rabbitmq":
+        env = {"ASYA_TRANSPORT": "rabbitmq", "ASYA_TRANSPORT_URL": request.getfixturevalue("rabbitmq_server").url}
+    else:
+        env = {**request.getfixturevalue("sqs_server").env(), "ASYA_VISIBILITY_TIMEOUT_S": "10"}
+        for key, value in env.items():
+            if key.startswith("AWS_"):
+                monkeypatch.setenv(key, value)
+    run, t = await _start_run(tmp_path, env)
     try:
         yield run, t
     finally:
@@ -60,8 +85,8 @@ async def test_handler_that_always_raises_gets_exactly_the_budget_then_dlq(rabbi
     assert calls.read_text().count("call") == 3  # ASYA_RETRY_MAX_ATTEMPTS=3, not one more
 
 
-async def test_handler_that_kills_its_process_reaches_the_dlq_after_max_deliveries(rabbit_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    run, t = rabbit_run
+async def test_handler_that_kills_its_process_reaches_the_dlq_after_max_deliveries(any_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run, t = any_run
     x = run.actor("crash")
     await t.ensure_queue(queue_name(x))
     run.start_actor(x, "crew.faulty_handlers.crash", sidecar_env={"ASYA_MAX_DELIVERIES": 3})

@@ -319,10 +319,10 @@ class SQSTransport(Transport):
     async def _poll(self, url: str, limit: int) -> list[dict[str, Any]]:
         assert self._closing is not None
         poll = _Poll()
-        future = asyncio.ensure_future(self._call(self._receive_sync, url, limit, poll))
-        closing = asyncio.ensure_future(self._closing.wait())
+        future = self._in_daemon_thread(self._receive_sync, url, limit, poll)
+        closing: asyncio.Future[Any] = asyncio.ensure_future(self._closing.wait())
         try:
-            await asyncio.wait({future, closing}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([future, closing], return_when=asyncio.FIRST_COMPLETED)
         finally:
             closing.cancel()
         if not future.done():
@@ -333,6 +333,33 @@ class SQSTransport(Transport):
                 future.add_done_callback(lambda f: f.exception())  # consume a late error quietly
                 return []
         return await future
+
+    def _in_daemon_thread(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        # Long polls run in their own daemon thread, not the pool: the pool's threads are joined
+        # at interpreter exit, so an abandoned poll would hold a stopping process for up to
+        # WaitTimeSeconds. A daemon thread simply dies with the process (its messages then
+        # come back when their lease ends, as for any crash).
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+
+        def settle(result: _T | None, exc: BaseException | None) -> None:
+            if future.done():
+                return
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)  # type: ignore[arg-type]
+
+        def run() -> None:
+            try:
+                result, exc = fn(*args), None
+            except BaseException as e:  # handed to the awaiting coroutine
+                result, exc = None, e
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(settle, result, exc)
+
+        threading.Thread(target=run, name="asya-sqs-poll", daemon=True).start()
+        return future
 
     def _receive_sync(self, url: str, limit: int, poll: _Poll) -> list[dict[str, Any]]:
         resp = self._client.receive_message(
