@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -22,11 +23,13 @@ def _start(actor: str, tmp: Path, **env: str) -> Proc:
     return Proc(
         [sys.executable, "-m", "asya.crew", actor],
         base_env(
-            ASYA_TRANSPORT="local",
-            ASYA_TRANSPORT_URL=settings.transport_url,
-            ASYA_STORAGE_URL=settings.storage_url,
-            ASYA_RETRY_BACKOFF_BASE_S="0.01",
-            **env,
+            **{
+                "ASYA_TRANSPORT": "local",
+                "ASYA_TRANSPORT_URL": settings.transport_url,
+                "ASYA_STORAGE_URL": settings.storage_url,
+                "ASYA_RETRY_BACKOFF_BASE_S": "0.01",
+                **env,
+            }
         ),
         tmp / f"{actor}-{time.monotonic_ns()}.log",
     )
@@ -64,3 +67,30 @@ def test_unknown_actor_is_a_usage_error(tmp_path: Path) -> None:
     proc = _start("middle-end", tmp_path)
     assert proc.popen.wait(15) == 2
     assert "usage" in proc.log()
+
+
+async def test_sigterm_while_storage_is_down_gives_the_result_back_and_exits(tmp_path: Path) -> None:
+    with socket.socket() as s:  # an S3 endpoint nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    happy = _start(
+        "happy-end",
+        tmp_path,
+        ASYA_STORAGE_URL="s3://asya-results/p",
+        ASYA_S3_ENDPOINT_URL=dead,
+        AWS_ACCESS_KEY_ID="k",
+        AWS_SECRET_ACCESS_KEY="s",
+    )
+    t = await open_transport(settings_for(tmp_path))
+    try:
+        env = {"id": "held", "route": {"actors": ["a"], "current": 1}, "headers": {}, "payload": 1}
+        await t.publish("asya-happy-end", encode_envelope(env))
+        await eventually(lambda: "could not store held" in happy.log(), 20, what="a failed store")
+        started = time.monotonic()
+        happy.signal(signal.SIGTERM)
+        assert happy.popen.wait(15) == 0, happy.log()
+        assert time.monotonic() - started < 10  # does not sit out its backoff pause
+        assert await t.queue_depth("asya-happy-end") == 1  # given back, not lost
+    finally:
+        happy.stop()
+        await t.close()
