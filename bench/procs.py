@@ -4,8 +4,12 @@ Same shape as python/tests/support/procs.py (copied ideas, not imported: the
 bench must not depend on the test tree). Every child logs to a file under the
 run's work directory; a child that dies early is reported with its log tail.
 
-``BENCH_PROFILE_SIDECAR=DIR`` runs every sidecar under cProfile and writes
-``DIR/sidecar-<actor>-<n>.prof`` when it exits (SIGTERM exits cleanly).
+Profiling (off by default; see docs/benchmarks.md):
+- ``BENCH_PROFILE_SIDECAR=DIR`` runs every sidecar under cProfile and writes
+  ``DIR/sidecar-<actor>-<n>.prof`` when it exits (SIGTERM exits cleanly).
+- ``BENCH_PYSPY=DIR`` attaches ``py-spy record`` (sampling, low overhead; ``pip install
+  py-spy`` into the venv first) to every sidecar and runtime and writes collapsed
+  stacks to ``DIR/<name>-<n>.txt`` when the process exits.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
-HANDLER = "bench.handlers.echo"
+HANDLER = os.environ.get("BENCH_HANDLER", "bench.handlers.echo")
 MIB = 1024 * 1024
 
 
@@ -36,6 +40,9 @@ def child_env(**extra: Any) -> dict[str, str]:
     return env
 
 
+_spied = 0
+
+
 class Proc:
     """A child process whose output goes to a log file."""
 
@@ -44,6 +51,22 @@ class Proc:
         self.log_path = log
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(args, env=dict(env), stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.spy: subprocess.Popen[bytes] | None = None
+        spy_dir = os.environ.get("BENCH_PYSPY")
+        if spy_dir and name.split(" ")[0] in ("sidecar", "runtime"):
+            self._attach_py_spy(Path(spy_dir))
+
+    def _attach_py_spy(self, spy_dir: Path) -> None:
+        global _spied
+        _spied += 1
+        spy_dir.mkdir(parents=True, exist_ok=True)
+        exe = Path(sys.executable).parent / "py-spy"
+        out = spy_dir / f"{self.name.replace(' ', '-')}-{_spied}.txt"
+        self.spy = subprocess.Popen(
+            [str(exe), "record", "--pid", str(self.pid), "--format", "raw", "--rate", "200",
+             "-o", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
 
     @property
     def pid(self) -> int:
@@ -90,6 +113,9 @@ class Proc:
             self.popen.kill()
             code = self.popen.wait(5)
         self._log.close()
+        if self.spy is not None:  # py-spy writes its file once the target is gone
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.spy.wait(10)
         return code
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import logging
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,7 +64,28 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
+    versions: dict[str, str | None] = {}
+    for dist in ("asya", "aio-pika", "aiormq", "uvloop", "celery", "kombu"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    try:
+        versions["rabbitmq-server"] = (
+            subprocess.run(
+                ["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        versions["rabbitmq-server"] = None
     return {
+        "versions": versions,
+        "sidecar_event_loop": os.environ.get("ASYA_EVENT_LOOP", "auto (uvloop when installed)"),
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
