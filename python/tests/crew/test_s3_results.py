@@ -82,7 +82,7 @@ async def test_s3_outage_leaves_the_result_unacked_until_s3_is_back(
 ) -> None:
     server = private_s3()
     bucket = "asya-outage"
-    settings = settings_for(tmp_path, storage_url=f"s3://{bucket}/r", s3=_s3_settings(server))
+    settings = settings_for(tmp_path, storage_url=f"s3://{bucket}/r", s3=_s3_settings(server), store_retry_max_s=2.0)
     envs = [{"id": f"o-{i}", "route": {"actors": ["a"], "current": 1}, "headers": {}, "payload": i} for i in range(5)]
     t = await open_transport(settings)
     caplog.set_level(logging.WARNING, logger="asya.crew.happy_end")

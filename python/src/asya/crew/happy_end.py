@@ -33,8 +33,6 @@ log = logging.getLogger("asya.crew.happy_end")
 
 STORE_RETRY_BASE_S = 0.5
 """First pause before giving back a message whose store failed; doubles per delivery."""
-STORE_RETRY_MAX_S = 30.0
-"""Longest such pause: keeps a dead S3 from being hammered."""
 
 
 def last_actor(env: dict[str, Any]) -> str:
@@ -51,7 +49,7 @@ def last_actor(env: dict[str, Any]) -> str:
 
 
 async def _give_back_later(crew: Crew, delivery: transports.Delivery) -> None:
-    pause = min(STORE_RETRY_MAX_S, STORE_RETRY_BASE_S * 2 ** max(0, delivery.attempt - 1))
+    pause = min(crew.settings.store_retry_max_s, STORE_RETRY_BASE_S * 2 ** max(0, delivery.attempt - 1))
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(crew.stopping.wait(), pause)
     await delivery.nack(requeue=True)

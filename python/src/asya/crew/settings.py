@@ -70,6 +70,8 @@ class CrewSettings:
     """Lease of a received message on local/sqs, seconds; crew work is short."""
     shutdown_grace_s: float = 25.0
     """On SIGTERM, how long in-flight envelopes may take to finish, seconds."""
+    store_retry_max_s: float = 30.0
+    """happy-end's longest pause before giving back a result it could not store (S3 down), seconds."""
     retry: RetrySettings = dataclasses.field(default_factory=RetrySettings)
     """error-end's retry policy."""
 
@@ -108,5 +110,6 @@ class CrewSettings:
             health_port=int(port) if port else None,
             visibility_timeout_s=float(e.get("ASYA_VISIBILITY_TIMEOUT_S", 60.0)),
             shutdown_grace_s=float(e.get("ASYA_SHUTDOWN_GRACE_S", 25.0)),
+            store_retry_max_s=float(e.get("ASYA_STORE_RETRY_MAX_S", 30.0)),
             retry=retry,
         )
