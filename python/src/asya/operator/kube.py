@@ -10,6 +10,7 @@ login uses (in-cluster ServiceAccount or ``$KUBECONFIG``), see ``Credentials.loa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -105,41 +106,51 @@ class KubeClient:
         """Write requests sent (apply + delete)."""
 
     async def __aenter__(self) -> KubeClient:
-        headers = {"Authorization": f"Bearer {self._creds.token}"} if self._creds.token else {}
-        self._session = aiohttp.ClientSession(
-            base_url=self._creds.server,
-            headers=headers,
-            connector=aiohttp.TCPConnector(ssl=self._creds.ssl_context(), limit=32),
-            timeout=aiohttp.ClientTimeout(total=30),
-        )
+        self._session = self._new_session()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
             await self._session.close()
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
+    def _new_session(self) -> aiohttp.ClientSession:
+        headers = {"Authorization": f"Bearer {self._creds.token}"} if self._creds.token else {}
+        return aiohttp.ClientSession(
+            headers=headers,
+            connector=aiohttp.TCPConnector(ssl=self._creds.ssl_context(), limit=32),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+
+    async def _request(
+        self, method: str, path: str, *, ok404: bool = False, **kwargs: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """Send one request; on 401 reload the credentials (rotated token) and try once more."""
         if self._session is None:
             raise RuntimeError("KubeClient used outside 'async with'")
-        return self._session
-
-    async def _check(self, resp: aiohttp.ClientResponse) -> dict[str, Any]:
-        text = await resp.text()
+        url = self._creds.server.rstrip("/") + path  # keeps a path prefix (API proxies)
+        for attempt in (1, 2):
+            async with self._session.request(method, url, **kwargs) as resp:
+                status, text = resp.status, await resp.text()
+            if status == 401 and attempt == 1:
+                self._creds = await asyncio.to_thread(Credentials.load)
+                old, self._session = self._session, self._new_session()
+                await old.close()
+                continue
+            break
+        if status == 404 and ok404:
+            return status, {}
         try:
             body = json.loads(text) if text else {}
         except ValueError:
             body = {"message": text}
-        if resp.status >= 400:
-            raise KubeError(resp.status, str(body.get("message", text))[:500])
-        return dict(body)
+        if status >= 400:
+            raise KubeError(status, str(body.get("message", text))[:500])
+        return status, dict(body)
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
-        async with self.session.get(object_path(kind, namespace, name)) as resp:
-            if resp.status == 404:
-                return None
-            return await self._check(resp)
+        status, body = await self._request("GET", object_path(kind, namespace, name), ok404=True)
+        return None if status == 404 else body
 
     def _count_write(self) -> None:
         self.writes += 1
@@ -150,19 +161,21 @@ class KubeClient:
         """Server-side apply ``manifest`` (create or update) and return the stored object."""
         meta = manifest["metadata"]
         path = object_path(str(manifest["kind"]), str(meta["namespace"]), str(meta["name"]))
-        params = {"fieldManager": self._field_manager, "force": "true"}
-        headers = {"Content-Type": "application/apply-patch+yaml"}
-        async with self.session.patch(path, params=params, headers=headers, data=json.dumps(manifest)) as resp:
-            body = await self._check(resp)
+        _, body = await self._request(
+            "PATCH",
+            path,
+            params={"fieldManager": self._field_manager, "force": "true"},
+            headers={"Content-Type": "application/apply-patch+yaml"},
+            data=json.dumps(manifest),
+        )
         self._count_write()
         return body
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete the object (background propagation); False when it was already gone."""
-        params = {"propagationPolicy": "Background"}
-        async with self.session.delete(object_path(kind, namespace, name), params=params) as resp:
-            if resp.status == 404:
-                return False
-            await self._check(resp)
+        path = object_path(kind, namespace, name)
+        status, _ = await self._request("DELETE", path, ok404=True, params={"propagationPolicy": "Background"})
+        if status == 404:
+            return False
         self._count_write()
         return True
