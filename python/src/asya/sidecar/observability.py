@@ -8,6 +8,7 @@ tests that run several sidecars in one process independent.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -41,49 +42,18 @@ class Metrics:
 
     def __init__(self, actor: str) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self._received = Counter(
-            names.SIDECAR_MESSAGES_RECEIVED,
-            names.ALL_METRICS[names.SIDECAR_MESSAGES_RECEIVED],
-            ["actor"],
-            registry=r,
-        )
-        self._processed = Counter(
-            names.SIDECAR_MESSAGES_PROCESSED,
-            names.ALL_METRICS[names.SIDECAR_MESSAGES_PROCESSED],
-            ["actor", "outcome"],
-            registry=r,
-        )
-        self._published = Counter(
-            names.SIDECAR_OUTPUTS_PUBLISHED,
-            names.ALL_METRICS[names.SIDECAR_OUTPUTS_PUBLISHED],
-            ["actor", "destination"],
-            registry=r,
-        )
-        self._processing = Histogram(
-            names.SIDECAR_PROCESSING_SECONDS,
-            names.ALL_METRICS[names.SIDECAR_PROCESSING_SECONDS],
-            ["actor"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self._hop = Histogram(
-            names.SIDECAR_HOP_SECONDS,
-            names.ALL_METRICS[names.SIDECAR_HOP_SECONDS],
-            ["actor"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self._inflight = Gauge(names.SIDECAR_INFLIGHT, names.ALL_METRICS[names.SIDECAR_INFLIGHT], ["actor"], registry=r)
-        self._runtime_errors = Counter(
-            names.SIDECAR_RUNTIME_ERRORS,
-            names.ALL_METRICS[names.SIDECAR_RUNTIME_ERRORS],
-            ["actor", "code"],
-            registry=r,
-        )
-        self._abandoned = Gauge(
-            names.SIDECAR_STUCK_CALLS, names.ALL_METRICS[names.SIDECAR_STUCK_CALLS], ["actor"], registry=r
-        )
+
+        def make(kind: type[Any], name: str, labels: list[str], **kw: Any) -> Any:
+            return kind(name, names.ALL_METRICS[name], ["actor", *labels], registry=self.registry, **kw)
+
+        self._received = make(Counter, names.SIDECAR_MESSAGES_RECEIVED, [])
+        self._processed = make(Counter, names.SIDECAR_MESSAGES_PROCESSED, ["outcome"])
+        self._published = make(Counter, names.SIDECAR_OUTPUTS_PUBLISHED, ["destination"])
+        self._processing = make(Histogram, names.SIDECAR_PROCESSING_SECONDS, [], buckets=_LATENCY_BUCKETS)
+        self._hop = make(Histogram, names.SIDECAR_HOP_SECONDS, [], buckets=_LATENCY_BUCKETS)
+        self._inflight = make(Gauge, names.SIDECAR_INFLIGHT, [])
+        self._runtime_errors = make(Counter, names.SIDECAR_RUNTIME_ERRORS, ["code"])
+        self._abandoned = make(Gauge, names.SIDECAR_STUCK_CALLS, [])
         self.received = self._received.labels(actor=actor)
         self.processing_seconds = self._processing.labels(actor=actor)
         self.hop_seconds = self._hop.labels(actor=actor)
