@@ -64,7 +64,10 @@ class Credentials:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         else:
-            config.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+            # explicit: the library reads $KUBECONFIG once, at import time
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=os.environ.get("KUBECONFIG") or None, client_configuration=cfg
+            )
         auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken") or ""
         token = auth.split(" ", 1)[1] if auth.lower().startswith("bearer ") else auth
         return cls(
