@@ -98,6 +98,9 @@ async def test_retries_arrive_after_their_delay_without_blocking_error_end(
             await t.publish("asya-error-end", json.dumps(msg).encode())
             await asyncio.sleep(1 / RATE_PER_S)
         await asyncio.wait_for(task, 60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            exposition = resp.read().decode()
+        assert f'asya_crew_retries_scheduled_total{{actor="{actor}"}} {N}' in exposition
     except BaseException:
         print(proc.log())
         raise

@@ -19,6 +19,15 @@ SIDECAR_RUNTIME_ERRORS = "asya_sidecar_runtime_errors_total"
 """Labels: actor, code (an ErrorCode value)."""
 SIDECAR_STUCK_CALLS = "asya_sidecar_abandoned_calls"
 
+CREW_RESULTS_STORED = "asya_crew_results_stored_total"
+"""happy-end, labels: actor (the last actor of the route)."""
+CREW_STORE_FAILURES = "asya_crew_store_failures_total"
+"""happy-end, labels: actor; each failed attempt to store a result (it is retried)."""
+CREW_RETRIES_SCHEDULED = "asya_crew_retries_scheduled_total"
+"""error-end, labels: actor (the failing actor)."""
+CREW_DEAD_LETTERS = "asya_crew_dead_letters_total"
+"""error-end and happy-end, labels: actor, reason (a DlqReason value)."""
+
 ALL_METRICS = {
     SIDECAR_MESSAGES_RECEIVED: "Envelopes taken from the actor queue.",
     SIDECAR_MESSAGES_PROCESSED: "Envelopes finished, by outcome.",
@@ -28,4 +37,8 @@ ALL_METRICS = {
     SIDECAR_INFLIGHT: "Envelopes currently being processed.",
     SIDECAR_RUNTIME_ERRORS: "Error results from the runtime or the runtime connection, by code.",
     SIDECAR_STUCK_CALLS: "Runtime calls abandoned after the processing timeout and still running.",
+    CREW_RESULTS_STORED: "Final envelopes stored by happy-end.",
+    CREW_STORE_FAILURES: "Failed attempts to store a final envelope (S3 unavailable); the envelope is retried.",
+    CREW_RETRIES_SCHEDULED: "Failed envelopes sent back to their actor with a delay by error-end.",
+    CREW_DEAD_LETTERS: "Envelopes dead-lettered (stored under errors/ and published to asya-dlq).",
 }

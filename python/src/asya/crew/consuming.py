@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from asya.contracts import envelope
-from asya.crew import reporting, storage
+from asya.crew import metrics, reporting, storage
 from asya.crew.settings import CrewSettings
 from asya.sidecar import transports
 
@@ -43,6 +43,8 @@ class Crew:
     reporter: reporting.Reporter
     stopping: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     """Set when shutdown began: handlers cut their waits short and leave messages unacked."""
+    metrics: metrics.CrewMetrics = dataclasses.field(default_factory=metrics.CrewMetrics)
+    """Counters served at ``/metrics``."""
     known_queues: set[str] = dataclasses.field(default_factory=set)
     """Queues already ensured by this process (error-end declares a retry target once)."""
 
@@ -127,18 +129,23 @@ async def _warm(warmup: Callable[[Crew], Awaitable[None]], crew: Crew) -> None:
         log.warning("warm-up failed or timed out; continuing without it", exc_info=True)
 
 
-async def _health_server(port: int, ready: asyncio.Event) -> asyncio.Server:
+async def _health_server(port: int, ready: asyncio.Event, counters: metrics.CrewMetrics) -> asyncio.Server:
     async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()
             path = line.split(b" ")[1] if line.count(b" ") >= 2 else b"/"
-            ok = path.startswith(b"/healthz") or (path.startswith(b"/readyz") and ready.is_set())
-            status = b"200 OK" if ok else b"503 Service Unavailable"
-            body = b"ok\n" if ok else b"not ready\n"
+            if path.startswith(b"/metrics"):
+                status, body, kind = b"200 OK", counters.render(), b"text/plain; version=0.0.4"
+            elif path.startswith(b"/healthz") or (path.startswith(b"/readyz") and ready.is_set()):
+                status, body, kind = b"200 OK", b"ok\n", b"text/plain"
+            else:
+                status, body, kind = b"503 Service Unavailable", b"not ready\n", b"text/plain"
             writer.write(
                 b"HTTP/1.1 "
                 + status
-                + b"\r\nContent-Type: text/plain\r\nContent-Length: "
+                + b"\r\nContent-Type: "
+                + kind
+                + b"\r\nContent-Length: "
                 + str(len(body)).encode()
                 + b"\r\nConnection: close\r\n\r\n"
                 + body
@@ -172,11 +179,13 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)
     ready = asyncio.Event()
-    health = await _health_server(settings.health_port, ready) if settings.health_port else None
     crew = await open_crew(settings)
     queue = envelope.queue_name(actor)
     inflight: set[asyncio.Task[None]] = set()
+    health: asyncio.Server | None = None
     try:
+        if settings.health_port:
+            health = await _health_server(settings.health_port, ready, crew.metrics)
         for q in (queue, *extra_queues):
             await crew.transport.ensure_queue(q)
         if warmup is not None:

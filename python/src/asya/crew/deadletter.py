@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from asya.contracts import headers as h
+from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME
 from asya.contracts.errors import ErrorCode
 from asya.crew import reporting, storage
@@ -76,6 +77,7 @@ async def dead_letter(crew: Crew, record: dict[str, Any], actor: str, reason: Dl
     body = json.dumps(record, ensure_ascii=False, default=str).encode()
     uri = await storage.put_once(crew.store, storage.ERRORS_PREFIX, now, actor, env_id, body)
     await crew.transport.publish(DLQ_NAME, body)
+    crew.metrics.inc(names.CREW_DEAD_LETTERS, actor=actor, reason=reason.value)
     await crew.reporter.report(
         reporting.FAILED, record, actor=actor, reason=reason.value, error=error_summary(record), uri=uri
     )

@@ -22,6 +22,7 @@ import time
 from typing import cast
 
 from asya.contracts import headers as h
+from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME, ERROR_END, encode_envelope, queue_name
 from asya.contracts.errors import TransportFeatureNotSupported
 from asya.crew import deadletter, reporting, retrying
@@ -80,6 +81,7 @@ async def handle(crew: Crew, delivery: transports.Delivery) -> None:
     decision = retrying.decide(msg, crew.settings.retry)
     if isinstance(decision, retrying.Retry):
         await schedule_retry(crew, decision)
+        crew.metrics.inc(names.CREW_RETRIES_SCHEDULED, actor=decision.actor)
         log.info(
             "retry %s at %s: attempt %d in %.3fs",
             msg.get("id"),

@@ -23,6 +23,7 @@ import logging
 import time
 from typing import Any
 
+from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME, HAPPY_END, encode_envelope
 from asya.crew import deadletter, reporting, retrying, storage
 from asya.crew.consuming import Crew, serve
@@ -83,9 +84,11 @@ async def handle(crew: Crew, delivery: transports.Delivery) -> None:
         body = await _whole(crew, env, delivery.body)
         uri = await storage.put_once(crew.store, storage.RESULTS_PREFIX, time.time(), actor, env["id"], body)
     except Exception as exc:
+        crew.metrics.inc(names.CREW_STORE_FAILURES, actor=actor)
         log.warning("could not store %s (delivery %d): %s; will retry", env["id"], delivery.attempt, exc)
         await _give_back_later(crew, delivery)
         return
+    crew.metrics.inc(names.CREW_RESULTS_STORED, actor=actor)
     await crew.reporter.report(reporting.SUCCEEDED, env, actor=actor, result=env.get("payload"), uri=uri)
     await delivery.ack()
 
