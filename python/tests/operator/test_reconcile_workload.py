@@ -61,6 +61,8 @@ def test_runtime_is_started_from_the_configmap_file() -> None:
     rt = containers(m)["asya-runtime"]
     assert rt["command"] == ["python3", "/opt/asya/asya_runtime.py"]
     assert env(rt)["ASYA_HANDLER"] == "handlers.echo"
+    assert env(rt)["ASYA_SOCKET_DIR"] == "/var/run/asya"
+    assert env(rt)["ASYA_RUNTIME_DRAIN_S"] == "25"  # gracefulShutdown 30 - 5
     mounts = {v["name"]: v["mountPath"] for v in rt["volumeMounts"]}
     assert mounts == {"asya-socket": "/var/run/asya", "asya-runtime": "/opt/asya", "asya-tmp": "/tmp"}
     volumes = {v["name"]: v for v in m["spec"]["template"]["spec"]["volumes"]}

@@ -171,7 +171,8 @@ def _complete_runtime(container: dict[str, Any], actor: specs.ActorSpec) -> None
     container["command"] = ["python3", f"{RUNTIME_DIR}/{RUNTIME_FILE}"]
     container.pop("args", None)
     container["env"] = _merge_env(
-        container.get("env") or [],
+        [{"name": "ASYA_RUNTIME_DRAIN_S", "value": str(max(actor.graceful_shutdown_s - 5, 0))}],
+        container.get("env") or [],  # the user may tune the runtime, but not move its socket
         [{"name": "ASYA_SOCKET_DIR", "value": SOCKET_DIR}],
     )
     mounts = [m for m in container.get("volumeMounts") or [] if m.get("name") not in _OUR_VOLUMES]
