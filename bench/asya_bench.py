@@ -290,7 +290,7 @@ class TransportBench:
                 proc.stop()
             await sub.close()
             await pub.close()
-        run = {name: latency_summary(s) for name, s in samples.items()}
+        run: dict[str, Any] = {name: latency_summary(s) for name, s in samples.items()}
         run["hop_overhead_ms"] = {p: run["hop"][p] - run["direct"][p] for p in ("p50", "p99")}
         run["error_end"] = errors
         self.results.latency_runs.append(run)

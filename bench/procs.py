@@ -92,7 +92,7 @@ class Proc:
             total = proc.memory_info().rss
             if children:
                 total += sum(c.memory_info().rss for c in proc.children(recursive=True))
-            return total / MIB
+            return float(total) / MIB
         except psutil.Error:
             return float("nan")
 

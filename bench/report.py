@@ -47,7 +47,7 @@ def summarize_transport(tb: TransportBench) -> dict[str, Any]:
     by_prefetch: dict[int, list[dict[str, Any]]] = {}
     for run in r.actor_runs:
         by_prefetch.setdefault(run["prefetch"], []).append(run)
-    actor = {
+    actor: dict[str, dict[str, Any]] = {
         str(pf): {
             "eps": rnd(median([x["eps"] for x in runs]), 1),
             "runs_eps": [rnd(x["eps"], 1) for x in runs],
