@@ -10,6 +10,7 @@ it directly (S3 storage has its own tests). ``ASYA_CONSERVATION_N`` overrides N.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from pathlib import Path
@@ -117,6 +118,8 @@ async def test_every_envelope_is_a_result_or_a_dead_letter_exactly_once(
     assert set(results) | set(dead) == ids
     permanent = {f"cons-{run.suffix}-{i:05d}" for i in range(N) if i % PERMANENT_EVERY == 7}
     assert permanent <= set(dead), "a permanently failing envelope was not dead-lettered"
+    reasons = {i: json.loads(dead[i][0].read_bytes())["headers"]["x-asya-dlq-reason"] for i in permanent}
+    assert set(reasons.values()) == {"non_retryable"}, "a ValidationError was retried"
     exhausted = set(dead) - permanent
     print(
         f"\nconservation on {kind}: N={N} in {elapsed:.1f}s ({N / elapsed:.0f} env/s): "

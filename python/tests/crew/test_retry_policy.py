@@ -61,6 +61,7 @@ def test_stringified_headers_from_a_broker_still_count() -> None:
         (error_message("e", ["a"], 0, error="connection_error"), retrying.DlqReason.CRASH_LOOP),
         (error_message("e", ["a"], 0, error="msg_parsing_error"), retrying.DlqReason.NON_RETRYABLE),
         (error_message("e", ["a"], 0, exc_type="ValidationError"), retrying.DlqReason.NON_RETRYABLE),
+        (error_message("e", ["a"], 0, exc_type="app.models.ValidationError"), retrying.DlqReason.NON_RETRYABLE),
         ({"id": "e", "route": {"actors": ["a"], "current": 0}, "payload": {"x": 1}}, retrying.DlqReason.MALFORMED),
         (
             {"id": "e", "route": {"actors": ["a"], "current": 0}, "payload": {"error": "processing_error"}},
@@ -69,7 +70,16 @@ def test_stringified_headers_from_a_broker_still_count() -> None:
         (error_message("e", ["a"], 1, original_payload=0), retrying.DlqReason.MALFORMED),
         (error_message("e", ["happy-end"], 0, original_payload=0), retrying.DlqReason.MALFORMED),
     ],
-    ids=["crash-loop", "parse", "validation", "no-error", "no-original", "route-done", "bad-route"],
+    ids=[
+        "crash-loop",
+        "parse",
+        "validation",
+        "qualified-validation",
+        "no-error",
+        "no-original",
+        "route-done",
+        "bad-route",
+    ],
 )
 def test_what_is_never_retried(msg: dict[str, object], reason: retrying.DlqReason) -> None:
     d = retrying.decide(msg, POLICY)

@@ -18,7 +18,7 @@ from typing import Any
 from asya.contracts import headers as h
 from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME
-from asya.contracts.errors import ErrorCode
+from asya.contracts.errors import ErrorCode, PermanentError
 from asya.crew import reporting, storage
 from asya.crew.consuming import Crew
 from asya.crew.retrying import DlqReason
@@ -59,6 +59,14 @@ def error_summary(record: dict[str, Any]) -> dict[str, Any]:
     return {"error": payload.get("error"), "message": details.get("message"), "type": details.get("type")}
 
 
+def _notice(record: dict[str, Any], uri: str) -> bytes:
+    summary = error_summary(record)
+    slim = {k: record.get(k) for k in ("id", "parent_id", "route", "headers", "dlq")}
+    slim["payload"] = {"error": summary["error"], "details": {"message": summary["message"], "type": summary["type"]}}
+    slim["stored_uri"] = uri
+    return json.dumps(slim, ensure_ascii=False, default=str).encode()
+
+
 async def dead_letter(crew: Crew, record: dict[str, Any], actor: str, reason: DlqReason, detail: str) -> str:
     """Store ``record`` under ``errors/`` and publish it to ``asya-dlq``; return the stored URI."""
     now = time.time()
@@ -76,7 +84,11 @@ async def dead_letter(crew: Crew, record: dict[str, Any], actor: str, reason: Dl
         record["dlq"].update({"reason": reason.value, "detail": detail, "actor": actor})
     body = json.dumps(record, ensure_ascii=False, default=str).encode()
     uri = await storage.put_once(crew.store, storage.ERRORS_PREFIX, now, actor, env_id, body)
-    await crew.transport.publish(DLQ_NAME, body)
+    try:
+        await crew.transport.publish(DLQ_NAME, body)
+    except PermanentError:
+        # too big for the queue: the stored record is complete, the queue gets a notice pointing at it
+        await crew.transport.publish(DLQ_NAME, _notice(record, uri))
     crew.metrics.inc(names.CREW_DEAD_LETTERS, actor=actor, reason=reason.value)
     await crew.reporter.report(
         reporting.FAILED, record, actor=actor, reason=reason.value, error=error_summary(record), uri=uri

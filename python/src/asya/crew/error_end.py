@@ -24,7 +24,7 @@ from typing import cast
 from asya.contracts import headers as h
 from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME, ERROR_END, encode_envelope, queue_name
-from asya.contracts.errors import TransportFeatureNotSupported
+from asya.contracts.errors import PermanentError, TransportFeatureNotSupported
 from asya.crew import deadletter, reporting, retrying
 from asya.crew.consuming import Crew, serve
 from asya.crew.settings import CrewSettings
@@ -80,7 +80,13 @@ async def handle(crew: Crew, delivery: transports.Delivery) -> None:
         return
     decision = retrying.decide(msg, crew.settings.retry)
     if isinstance(decision, retrying.Retry):
-        await schedule_retry(crew, decision)
+        try:
+            await schedule_retry(crew, decision)
+        except PermanentError as exc:
+            # retrying it would fail the same way forever: it becomes a dead letter instead
+            await deadletter.dead_letter(crew, msg, decision.actor, retrying.DlqReason.UNDELIVERABLE, str(exc))
+            await delivery.ack()
+            return
         crew.metrics.inc(names.CREW_RETRIES_SCHEDULED, actor=decision.actor)
         log.info(
             "retry %s at %s: attempt %d in %.3fs",

@@ -35,6 +35,8 @@ class DlqReason(str, enum.Enum):
     """An end actor could not read the message at all (not JSON, not an object, no id)."""
     MALFORMED = "malformed"
     """JSON, but not an error message error-end can act on (no error, no route to retry)."""
+    UNDELIVERABLE = "undeliverable"
+    """The retry could not be published at all (e.g. too large for the transport, no claim check)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +157,9 @@ def decide(msg: dict[str, Any], settings: RetrySettings, rng: random.Random | No
         return DeadLetter(actor, DlqReason.CRASH_LOOP, f"runtime connection lost on every delivery: {code}")
     if details.get("retryable") is False:
         return DeadLetter(actor, DlqReason.NON_RETRYABLE, f"{code} marked non-retryable by the sender")
-    if code in settings.non_retryable or (exc_type and exc_type in settings.non_retryable):
+    # the runtime reports qualified type names (``pkg.mod.ValidationError``): match either form
+    short_type = exc_type.rsplit(".", 1)[-1]
+    if code in settings.non_retryable or (exc_type and {exc_type, short_type} & settings.non_retryable):
         return DeadLetter(actor, DlqReason.NON_RETRYABLE, f"{code} ({exc_type or 'no type'}) is not retryable")
     if "original_payload" not in payload:
         return DeadLetter(actor, DlqReason.MALFORMED, "payload.original_payload missing: nothing to retry")
