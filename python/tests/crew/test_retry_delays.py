@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import statistics
 import sys
@@ -27,7 +28,7 @@ from asya.crew.settings import CrewSettings
 
 pytestmark = pytest.mark.timeout(120)
 
-N = 200
+N = int(os.environ.get("ASYA_RETRY_DELAY_N", "200"))
 RATE_PER_S = 100
 LATE_P99_S = {"rabbitmq": 1.5, "local": 1.5, "sqs": 5.0}
 """Allowed p99 lateness in the suite: a guard against waiting in error-end (which would show
