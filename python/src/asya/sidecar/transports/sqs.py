@@ -240,11 +240,16 @@ class SQSTransport(Transport):
 
     @override
     async def queue_depth(self, queue: str) -> int:
-        attrs = await self._call(
-            self._client.get_queue_attributes,
-            QueueUrl=await self._url(queue),
-            AttributeNames=["ApproximateNumberOfMessages"],
-        )
+        try:
+            attrs = await self._call(
+                self._client.get_queue_attributes,
+                QueueUrl=await self._url(queue),
+                AttributeNames=["ApproximateNumberOfMessages"],
+            )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _MISSING_QUEUE:
+                raise
+            return 0  # like the other transports: a queue nobody made holds nothing
         return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
     # --- publish ---
