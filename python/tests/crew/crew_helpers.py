@@ -136,3 +136,24 @@ def drained(t: transports.Transport, queue: str) -> Callable[[], Awaitable[bool]
         return await t.queue_depth(queue) == 0
 
     return check
+
+
+async def take_id(t: transports.Transport, queue: str, env_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Consume ``queue`` (acking everything) until the message with id ``env_id`` arrives.
+
+    For queues shared by every test on a broker (``asya-dlq``), where earlier tests may
+    have left messages.
+    """
+
+    async def find() -> dict[str, Any]:
+        async for d in t.consume(queue, prefetch=10):
+            msg = json.loads(d.body)
+            await d.ack()
+            if isinstance(msg, dict) and msg.get("id") == env_id:
+                return msg
+        raise AssertionError(f"{queue} closed before {env_id} arrived")
+
+    try:
+        return await asyncio.wait_for(find(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{env_id} did not reach {queue} within {timeout}s") from None

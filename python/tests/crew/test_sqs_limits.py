@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from crew_helpers import error_message, open_transport, running, settings_for, stored, take
+from crew_helpers import error_message, open_transport, running, settings_for, stored, take_id
 from fixtures.sqs import SQSServer
 
 from asya.sidecar.transports import sqs as sqs_transport
@@ -30,7 +30,7 @@ async def test_oversized_dead_letter_is_stored_whole_and_noticed_on_the_dlq(
             await t.ensure_queue(q)
         async with running("error-end", settings):
             await t.publish("asya-error-end", json.dumps(msg).encode())
-            [notice] = await take(t, "asya-dlq", 1, timeout=30)
+            notice = await take_id(t, "asya-dlq", "huge")
         assert notice["id"] == "huge" and notice["stored_uri"].startswith("file://")
         assert notice["payload"]["error"] == "msg_parsing_error" and "original_payload" not in notice["payload"]
         [record] = stored(tmp_path / "store", "errors")
