@@ -1,8 +1,8 @@
 """Helpers of the ``sqs`` transport that need no boto3: the body codec and call batching.
 
 Imported only by ``asya.sidecar.transports.sqs``; kept apart so that module
-stays about the broker conversation and these two pure pieces are testable
-on their own.
+stays about the broker conversation and these pure pieces (codec, batching,
+long polls in daemon threads) are testable on their own.
 
 Batching: SQS charges (in latency and, on AWS, money) per request, and boto3
 spends about a millisecond of CPU per call. ``Batcher`` coalesces concurrent
@@ -21,8 +21,11 @@ import collections
 import contextlib
 import json
 import re
+import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 HEADERS_ATTR = "asya-headers"
 ENCODING_ATTR = "asya-body-encoding"
@@ -30,6 +33,46 @@ MAX_BATCH = 10
 """SQS batch limit (receive, send, delete, change visibility)."""
 # Characters SQS accepts in a message body (anything else is rejected by the service).
 _SQS_TEXT = re.compile("^[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]+$")
+
+
+class Poll:
+    """One long poll in a worker thread; the event loop may abandon it when closing."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.handed_over = False
+
+
+def in_daemon_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run blocking ``fn(*args)`` in a new daemon thread; its result arrives as a future on this loop.
+
+    For SQS long polls: the thread pool's threads are joined at interpreter exit, so an
+    abandoned poll there would hold a stopping process for up to WaitTimeSeconds. A daemon
+    thread simply dies with the process (its messages then come back when their lease
+    ends, as after any crash).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, exc = fn(*args), None
+        except BaseException as e:  # handed to the awaiting coroutine
+            result, exc = None, e
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    threading.Thread(target=run, name="asya-sqs-poll", daemon=True).start()
+    return future
 
 
 class BatchEntryError(Exception):

@@ -47,7 +47,6 @@ import functools
 import json
 import logging
 import math
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -108,15 +107,6 @@ class _Consumer:
         self.outstanding.pop(lease.receipt, None)
         if self.slot_freed is not None and not self.slot_freed.done():
             self.slot_freed.set_result(None)
-
-
-class _Poll:
-    """One long poll in a worker thread; the event loop may abandon it when closing."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.abandoned = False
-        self.handed_over = False
 
 
 class SQSTransport(Transport):
@@ -323,8 +313,8 @@ class SQSTransport(Transport):
 
     async def _poll(self, url: str, limit: int) -> list[dict[str, Any]]:
         assert self._closing is not None
-        poll = _Poll()
-        future = self._in_daemon_thread(self._receive_sync, url, limit, poll)
+        poll = _sqs_support.Poll()
+        future = _sqs_support.in_daemon_thread(self._receive_sync, url, limit, poll)
         closing: asyncio.Future[Any] = asyncio.ensure_future(self._closing.wait())
         try:
             await asyncio.wait([future, closing], return_when=asyncio.FIRST_COMPLETED)
@@ -339,34 +329,7 @@ class SQSTransport(Transport):
                 return []
         return await future
 
-    def _in_daemon_thread(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
-        # Long polls run in their own daemon thread, not the pool: the pool's threads are joined
-        # at interpreter exit, so an abandoned poll would hold a stopping process for up to
-        # WaitTimeSeconds. A daemon thread simply dies with the process (its messages then
-        # come back when their lease ends, as for any crash).
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[_T] = loop.create_future()
-
-        def settle(result: _T | None, exc: BaseException | None) -> None:
-            if future.done():
-                return
-            if exc is not None:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)  # type: ignore[arg-type]
-
-        def run() -> None:
-            try:
-                result, exc = fn(*args), None
-            except BaseException as e:  # handed to the awaiting coroutine
-                result, exc = None, e
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-                loop.call_soon_threadsafe(settle, result, exc)
-
-        threading.Thread(target=run, name="asya-sqs-poll", daemon=True).start()
-        return future
-
-    def _receive_sync(self, url: str, limit: int, poll: _Poll) -> list[dict[str, Any]]:
+    def _receive_sync(self, url: str, limit: int, poll: _sqs_support.Poll) -> list[dict[str, Any]]:
         resp = self._client.receive_message(
             QueueUrl=url,
             MaxNumberOfMessages=limit,
