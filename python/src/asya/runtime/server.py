@@ -149,6 +149,8 @@ class Invocation:
         self.handler = handler
         self.mode = mode
         self.env = env
+        self.streaming = False
+        """True once the handler returned a generator: its items are sent as they come."""
 
     def to_item(self, value: Any) -> bytes:
         """Wrap one handler result as a success item, serialised once (which also checks it is JSON)."""
@@ -295,9 +297,16 @@ class Runtime:
         try:
             inv = Invocation(self.handler, self.mode, env)
             if stream:
+                # Generators stream each item as it exists; other results go out in one write with the end frame.
+                pending = []
                 async for item in self._outputs(inv):
-                    await _write_bytes(writer, b'{"' + STREAM_ITEM.encode() + b'":' + item + b"}")
-                await _write_raw(writer, {STREAM_END: True})
+                    pending.append(_frame(b'{"' + STREAM_ITEM.encode() + b'":' + item + b"}"))
+                    if inv.streaming:
+                        writer.write(pending.pop())
+                        await writer.drain()
+                pending.append(_END_FRAME)
+                writer.write(b"".join(pending))
+                await writer.drain()
             else:
                 items = [item async for item in self._outputs(inv)]
                 await _write_bytes(writer, b"[" + b",".join(items) + b"]")
@@ -321,6 +330,7 @@ class Runtime:
                     result = await result
             if result is None:
                 return
+            inv.streaming = _is_async_gen(result) or _is_sync_gen(result)
             if _is_async_gen(result):
                 async for value in result:
                     yield inv.to_item(value)
@@ -361,8 +371,15 @@ async def _write_raw(writer: asyncio.StreamWriter, obj: Any) -> None:
     await _write_bytes(writer, _dumps(obj))
 
 
+def _frame(data: bytes) -> bytes:
+    return FRAME_HEADER.pack(len(data)) + data
+
+
+_END_FRAME = _frame(b'{"' + STREAM_END.encode() + b'":true}')
+
+
 async def _write_bytes(writer: asyncio.StreamWriter, data: bytes) -> None:
-    writer.write(FRAME_HEADER.pack(len(data)) + data)
+    writer.write(_frame(data))
     await writer.drain()
 
 

@@ -68,14 +68,19 @@ class Metrics:
 
 
 class _Bound:
-    """A labelled collector with the ``actor`` label already filled in."""
+    """A labelled collector with the ``actor`` label already filled in (children cached: hot path)."""
 
     def __init__(self, collector: Counter, actor: str) -> None:
         self._collector = collector
         self._actor = actor
+        self._children: dict[tuple[tuple[str, str], ...], Counter] = {}
 
     def labels(self, **labels: str) -> Counter:
-        return self._collector.labels(actor=self._actor, **labels)
+        key = tuple(sorted(labels.items()))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._collector.labels(actor=self._actor, **labels)
+        return child
 
 
 async def start_http(
