@@ -62,7 +62,10 @@ async def test_result_lands_in_a_new_bucket_at_the_dated_key(tmp_path: Path, s3_
         await t.close()
 
 
-async def test_wrong_credentials_are_refused_and_nothing_is_acked(tmp_path: Path, s3_server: S3Server) -> None:
+async def test_wrong_credentials_are_refused_and_nothing_is_acked(
+    tmp_path: Path, s3_server: S3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="asya.crew.happy_end")
     bucket = f"asya-{uuid.uuid4().hex[:12]}"
     wrong = dataclasses.replace(_s3_settings(s3_server), secret_access_key="not-the-secret")
     settings = settings_for(tmp_path, storage_url=f"s3://{bucket}/p", s3=wrong)
@@ -71,6 +74,14 @@ async def test_wrong_credentials_are_refused_and_nothing_is_acked(tmp_path: Path
     try:
         async with running("happy-end", settings):
             await t.publish("asya-happy-end", encode_envelope(env))
+            # SigV4 is checked: the store is refused, and the result is given back, not acked
+            await eventually(
+                lambda: any(
+                    "SignatureDoesNotMatch" in r.getMessage() or "Forbidden" in r.getMessage() for r in caplog.records
+                ),
+                20,
+                what="refusal",
+            )
             await eventually(lambda: t.queue_depth("asya-happy-end"), 20, what="message given back")
         assert _keys(s3_server, bucket) == []
     finally:
