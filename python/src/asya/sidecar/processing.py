@@ -277,7 +277,7 @@ class Processor:
         return Outcome.SUCCESS
 
     async def _fail(self, env: Envelope, code: str, details: dict[str, Any]) -> None:
-        await self.publisher.send(ERROR_END, routing.error_envelope(env, code, details))
+        await self.publisher.send(ERROR_END, routing.error_envelope(env, code, details, self.settings.retry_defaults))
 
     async def _runtime_lost(self, env: Envelope, delivery: Delivery, exc: Exception) -> Outcome:
         # Our own requeues carry the count in a transport header; broker redeliveries in delivery.attempt.

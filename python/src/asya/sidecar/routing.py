@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
-from asya.contracts import ERROR_END, Envelope, ErrorCode, next_destination, validate_envelope
+from asya.contracts import ERROR_END, Envelope, ErrorCode, headers, next_destination, validate_envelope
 
 # Fields the runtime item replaces; everything else on the input (unknown
 # top-level fields included) is carried over to every output.
@@ -48,9 +49,23 @@ def destination(env: Envelope) -> str:
     return next_destination(env)
 
 
-def error_envelope(source: Envelope, code: str, details: dict[str, Any]) -> Envelope:
-    """Envelope for error-end: the failing step's route, headers and original payload kept."""
+def error_envelope(
+    source: Envelope, code: str, details: dict[str, Any], retry_defaults: Mapping[str, float] | None = None
+) -> Envelope:
+    """Envelope for error-end: the failing step's route, headers and original payload kept.
+
+    ``retry_defaults`` (this actor's budget) fill the ``x-asya-retry-*`` headers when the
+    envelope has none for this step; a budget an earlier step left behind is replaced.
+    """
     out: Envelope = {k: v for k, v in source.items() if k != "payload"}
+    if retry_defaults:
+        hdrs = dict(source.get("headers") or {})
+        step = source.get("route", {}).get("current")
+        other_step = headers.RETRY_STEP in hdrs and hdrs[headers.RETRY_STEP] != step
+        for key, value in retry_defaults.items():
+            if other_step or key not in hdrs:
+                hdrs[key] = int(value) if key == headers.RETRY_MAX else value
+        out["headers"] = hdrs
     out["payload"] = {
         "error": code,
         "details": _complete(details),

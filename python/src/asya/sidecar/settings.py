@@ -10,7 +10,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-from asya.contracts import protocol, validate_actor_name
+from asya.contracts import headers, protocol, validate_actor_name
 from asya.sidecar.transports import TransportSettings
 
 
@@ -44,6 +44,9 @@ class SidecarSettings:
     """Object store for the claim check (``file:///dir`` or ``s3://bucket/prefix``); empty disables it."""
     claim_check_bytes: int = 256 * 1024
     """Envelopes larger than this (bytes) travel with their payload in the store (SQS's limit by default)."""
+    retry_defaults: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """This actor's retry budget, stamped into error-end messages as ``x-asya-retry-*`` headers
+    (from ASYA_RETRY_MAX_ATTEMPTS / _BACKOFF_BASE_S / _BACKOFF_MAX_S; empty = error-end's defaults)."""
     end_actors: frozenset[str] = frozenset({"happy-end", "error-end"})
     """Actors the sidecar routes to by name when a route finishes or fails."""
 
@@ -78,5 +81,14 @@ class SidecarSettings:
             http_host=e.get("ASYA_HTTP_HOST", "0.0.0.0"),
             gateway_url=e.get("ASYA_GATEWAY_URL", "").rstrip("/"),
             storage_url=e.get("ASYA_STORAGE_URL", ""),
+            retry_defaults={
+                header: float(e[var])
+                for var, header in (
+                    ("ASYA_RETRY_MAX_ATTEMPTS", headers.RETRY_MAX),
+                    ("ASYA_RETRY_BACKOFF_BASE_S", headers.RETRY_BACKOFF_BASE_S),
+                    ("ASYA_RETRY_BACKOFF_MAX_S", headers.RETRY_BACKOFF_MAX_S),
+                )
+                if e.get(var)
+            },
             claim_check_bytes=int(e.get("ASYA_CLAIM_CHECK_BYTES", str(256 * 1024))),
         )
