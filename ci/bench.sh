@@ -4,7 +4,7 @@
 # JSON in bench/results/latest.json), then the operator benchmark (bench/operator_bench.py)
 # when that file and its prerequisites exist; otherwise say why it was skipped.
 # Extra arguments go to bench/run.py (e.g. ci/bench.sh --runs 5 --n 10000).
-# Env: BENCH_SKIP_OPERATOR=1 skips the operator bench; BENCH_PROFILE_SIDECAR=DIR profiles sidecars.
+# Env: BENCH_SKIP_OPERATOR=1 skips the operator bench; BENCH_SKIP_CONSERVATION=1 the N=10,000 run; BENCH_PROFILE_SIDECAR=DIR profiles sidecars.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -29,6 +29,14 @@ export AMQP_URL
 
 echo "== data plane: bench/run.py (rabbitmq at $AMQP_URL, local)" >&2
 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} "$PY" -m bench.run --amqp-url "$AMQP_URL" "$@"
+if [ "${BENCH_SKIP_CONSERVATION:-}" != 1 ]; then
+  CN=${BENCH_CONSERVATION_N:-10000}
+  echo "== conservation: N=$CN envelopes through 3 actors on RabbitMQ, 10% transient + 1% permanent failures" >&2
+  (cd python && ASYA_TEST_RABBITMQ_URL=$AMQP_URL ASYA_CONSERVATION_N=$CN \
+     ASYA_CONSERVATION_JSON=$ROOT/bench/results/conservation.json \
+     ../.venv/bin/pytest tests/crew/test_conservation.py -k rabbitmq -q -s -p no:cacheprovider --timeout 1800 \
+     | grep -E "conservation on|passed|failed")
+fi
 # The operator bench does not use RabbitMQ: free the broker's CPU and memory first.
 cleanup
 trap - EXIT

@@ -121,6 +121,21 @@ async def test_every_envelope_is_a_result_or_a_dead_letter_exactly_once(
     reasons = {i: json.loads(dead[i][0].read_bytes())["headers"]["x-asya-dlq-reason"] for i in permanent}
     assert set(reasons.values()) == {"non_retryable"}, "a ValidationError was retried"
     exhausted = set(dead) - permanent
+    report = os.environ.get("ASYA_CONSERVATION_JSON")
+    if report:  # `make bench` runs this test with N=10,000 and keeps the figures
+        figures = {
+            "transport": kind,
+            "n": N,
+            "seconds": round(elapsed, 1),
+            "envelopes_per_s": round(N / elapsed, 1),
+            "results": len(results),
+            "dead_letters": len(dead),
+            "permanent": len(permanent),
+            "budget_exhausted": len(exhausted),
+            "lost": 0,
+            "duplicated": 0,
+        }
+        Path(report).write_text(json.dumps(figures, indent=2))
     print(
         f"\nconservation on {kind}: N={N} in {elapsed:.1f}s ({N / elapsed:.0f} env/s): "
         f"{len(results)} results, {len(dead)} dead letters ({len(permanent)} permanent, "
