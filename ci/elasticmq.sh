@@ -34,9 +34,8 @@ classpath() {
   echo "$CACHE/lib/*"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=lib/services.sh
+. "$(dirname "$0")/lib/services.sh"
 
 write_env() {
   local port
@@ -57,10 +56,6 @@ AWS_REGION=${AWS_REGION:-us-east-1}
 EOF
 }
 
-load_env() {
-  # shellcheck disable=SC1091
-  set -a && . "$DIR/env" && set +a
-}
 
 sqs_up() {
   curl -sf -m 2 -o /dev/null "$SQS_URL/?Action=ListQueues" 2>/dev/null
@@ -79,33 +74,13 @@ start() {
     -Dconfig.file="$DIR/elasticmq.conf" -cp "$cp" org.elasticmq.server.Main \
     >"$DIR/elasticmq.log" 2>&1 </dev/null &
   echo $! >"$DIR/server.pid"
-  local deadline=$((SECONDS + START_TIMEOUT_S))
-  until sqs_up; do
-    if ! kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; then
-      echo "ElasticMQ exited during start; see $DIR/elasticmq.log" >&2; tail -20 "$DIR/elasticmq.log" >&2; exit 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "ElasticMQ not ready after ${START_TIMEOUT_S}s; see $DIR/elasticmq.log" >&2; exit 1
-    fi
-    sleep 0.1
-  done
+  wait_started "ElasticMQ" "$DIR/elasticmq.log" sqs_up "$START_TIMEOUT_S"
   echo "elasticmq $ELASTICMQ_VERSION ready on $SQS_URL in $((SECONDS - t0))s" >&2
   echo "SQS_URL=$SQS_URL"
 }
 
 stop() {
-  [ -f "$DIR/server.pid" ] || return 0
-  local pid
-  pid=$(cat "$DIR/server.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
-    while kill -0 "$pid" 2>/dev/null; do
-      if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
-      sleep 0.1
-    done
-  fi
-  rm -f "$DIR/server.pid"
+  stop_pidfile "15"
 }
 
 case "$CMD" in

@@ -22,14 +22,9 @@ usage() { echo "usage: $0 start|stop|restart DIR" >&2; exit 2; }
 CMD=$1
 DIR=$(mkdir -p "$2" && cd "$2" && pwd)
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=lib/services.sh
+. "$(dirname "$0")/lib/services.sh"
 
-load_env() {
-  # shellcheck disable=SC1091
-  set -a && . "$DIR/env" && set +a
-}
 
 write_env() {
   # First start picks the node name and ports; restarts reuse them so the URL and

@@ -29,9 +29,8 @@ weed_bin() {
   echo "$venv/bin/weed"
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=lib/services.sh
+. "$(dirname "$0")/lib/services.sh"
 
 write_env() {
   cat >"$DIR/env" <<EOF
@@ -54,10 +53,6 @@ EOF
   echo "S3_URL=http://127.0.0.1:$S3_PORT" >>"$DIR/env"
 }
 
-load_env() {
-  # shellcheck disable=SC1091
-  set -a && . "$DIR/env" && set +a
-}
 
 s3_up() {
   # any HTTP answer (even 403 for an unsigned request) means the S3 gateway is serving
@@ -83,33 +78,13 @@ start() {
     -webdav=false -master.telemetry=false \
     >"$DIR/weed.log" 2>&1 </dev/null &
   echo $! >"$DIR/server.pid"
-  local deadline=$((SECONDS + START_TIMEOUT_S))
-  until s3_up; do
-    if ! kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; then
-      echo "weed mini exited during start; see $DIR/weed.log" >&2; tail -20 "$DIR/weed.log" >&2; exit 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "SeaweedFS S3 not ready after ${START_TIMEOUT_S}s; see $DIR/weed.log" >&2; exit 1
-    fi
-    sleep 0.1
-  done
+  wait_started "SeaweedFS S3" "$DIR/weed.log" s3_up "$START_TIMEOUT_S"
   echo "seaweedfs S3 ready on $S3_URL in $((SECONDS - t0))s" >&2
   echo "S3_URL=$S3_URL"
 }
 
 stop() {
-  [ -f "$DIR/server.pid" ] || return 0
-  local pid
-  pid=$(cat "$DIR/server.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + ${SEAWEEDFS_STOP_TIMEOUT_S:-15}))
-    while kill -0 "$pid" 2>/dev/null; do
-      if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
-      sleep 0.1
-    done
-  fi
-  rm -f "$DIR/server.pid"
+  stop_pidfile "${SEAWEEDFS_STOP_TIMEOUT_S:-15}"
 }
 
 case "$CMD" in
