@@ -25,6 +25,8 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from asya.sidecar.transports.base import Delivery
+
 T = TypeVar("T")
 
 HEADERS_ATTR = "asya-headers"
@@ -174,3 +176,28 @@ def decode_message(text: str, attributes: Mapping[str, Any]) -> tuple[bytes, dic
     if encoding == "base64":
         return (b"" if text == "=" else base64.b64decode(text)), headers
     return text.encode("utf-8"), headers
+
+
+class Lease:
+    """What an SQS ``Delivery.raw`` holds: where the message lives and its receipt handle."""
+
+    __slots__ = ("consumer", "message_id", "queue_url", "receipt")
+
+    def __init__(self, queue_url: str, receipt: str, message_id: str, consumer: Consumer) -> None:
+        self.queue_url = queue_url
+        self.receipt = receipt
+        self.message_id = message_id
+        self.consumer = consumer
+
+
+class Consumer:
+    """Book-keeping of one ``consume`` iterator: deliveries yielded and not yet settled."""
+
+    def __init__(self) -> None:
+        self.outstanding: dict[str, Delivery] = {}
+        self.slot_freed: asyncio.Future[None] | None = None
+
+    def settled(self, lease: Lease) -> None:
+        self.outstanding.pop(lease.receipt, None)
+        if self.slot_freed is not None and not self.slot_freed.done():
+            self.slot_freed.set_result(None)

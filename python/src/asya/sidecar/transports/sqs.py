@@ -84,31 +84,6 @@ _MISSING_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"
 _T = TypeVar("_T")
 
 
-class _Lease:
-    """What an SQS ``Delivery.raw`` holds: where the message lives and its receipt handle."""
-
-    __slots__ = ("consumer", "message_id", "queue_url", "receipt")
-
-    def __init__(self, queue_url: str, receipt: str, message_id: str, consumer: _Consumer) -> None:
-        self.queue_url = queue_url
-        self.receipt = receipt
-        self.message_id = message_id
-        self.consumer = consumer
-
-
-class _Consumer:
-    """Book-keeping of one ``consume`` iterator: deliveries yielded and not yet settled."""
-
-    def __init__(self) -> None:
-        self.outstanding: dict[str, Delivery] = {}
-        self.slot_freed: asyncio.Future[None] | None = None
-
-    def settled(self, lease: _Lease) -> None:
-        self.outstanding.pop(lease.receipt, None)
-        if self.slot_freed is not None and not self.slot_freed.done():
-            self.slot_freed.set_result(None)
-
-
 class SQSTransport(Transport):
     """Amazon SQS (or ElasticMQ) standard queues."""
 
@@ -127,7 +102,7 @@ class SQSTransport(Transport):
         self._client: Any = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._urls: dict[str, str] = {}
-        self._consumers: set[_Consumer] = set()
+        self._consumers: set[_sqs_support.Consumer] = set()
         self._closed = True
         self._closing: asyncio.Event | None = None
         self._settler = _Settler(self)
@@ -169,7 +144,7 @@ class SQSTransport(Transport):
             if consumer.slot_freed is not None and not consumer.slot_freed.done():
                 consumer.slot_freed.set_result(None)
         if unsettled:
-            leases: list[_Lease] = [d.raw for d in unsettled]
+            leases: list[_sqs_support.Lease] = [d.raw for d in unsettled]
             for d in unsettled:
                 d.settled = True
             with contextlib.suppress(Exception):
@@ -286,7 +261,7 @@ class SQSTransport(Transport):
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
         url = await self._url(queue)
-        consumer = _Consumer()
+        consumer = _sqs_support.Consumer()
         self._consumers.add(consumer)
         buffered: collections.deque[dict[str, Any]] = collections.deque()
         try:
@@ -307,7 +282,7 @@ class SQSTransport(Transport):
             self._consumers.discard(consumer)
             if buffered and not self._closed:
                 # received but never handed out: make them visible again for other consumers
-                leases = [_Lease(url, m["ReceiptHandle"], m["MessageId"], consumer) for m in buffered]
+                leases = [_sqs_support.Lease(url, m["ReceiptHandle"], m["MessageId"], consumer) for m in buffered]
                 with contextlib.suppress(Exception):
                     await self._call(self._release_sync, leases)
 
@@ -344,17 +319,19 @@ class SQSTransport(Transport):
                 poll.handed_over = True
                 return messages
         if messages:
-            self._release_sync([_Lease(url, m["ReceiptHandle"], m["MessageId"], _Consumer()) for m in messages])
+            self._release_sync(
+                [_sqs_support.Lease(url, m["ReceiptHandle"], m["MessageId"], _sqs_support.Consumer()) for m in messages]
+            )
         return []
 
-    def _delivery(self, queue: str, url: str, msg: dict[str, Any], consumer: _Consumer) -> Delivery:
+    def _delivery(self, queue: str, url: str, msg: dict[str, Any], consumer: _sqs_support.Consumer) -> Delivery:
         body, headers = decode_message(msg["Body"], msg.get("MessageAttributes") or {})
         attempt = int(msg.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-        lease = _Lease(url, msg["ReceiptHandle"], msg["MessageId"], consumer)
+        lease = _sqs_support.Lease(url, msg["ReceiptHandle"], msg["MessageId"], consumer)
         return Delivery(body=body, queue=queue, attempt=attempt, headers=headers, raw=lease, settle=self._settler)
 
-    def _release_sync(self, leases: list[_Lease]) -> None:
-        by_url: dict[str, list[_Lease]] = collections.defaultdict(list)
+    def _release_sync(self, leases: list[_sqs_support.Lease]) -> None:
+        by_url: dict[str, list[_sqs_support.Lease]] = collections.defaultdict(list)
         for lease in leases:
             by_url[lease.queue_url].append(lease)
         for url, group in by_url.items():
@@ -369,7 +346,7 @@ class SQSTransport(Transport):
 
     async def _settle(self, delivery: Delivery, what: str, visibility: int | None = None) -> None:
         """Delete the message (``visibility`` None) or set its visibility; tolerate an expired lease."""
-        lease: _Lease = delivery.raw
+        lease: _sqs_support.Lease = delivery.raw
         lease.consumer.settled(lease)
         if self._closed:
             log.warning("sqs transport closed before %s of message %s; it will be redelivered", what, lease.message_id)
@@ -410,7 +387,7 @@ class _Settler:
         await self._t._settle(delivery, "nack", 0 if requeue else None)
 
     async def extend(self, delivery: Delivery, seconds: float) -> None:
-        lease: _Lease = delivery.raw
+        lease: _sqs_support.Lease = delivery.raw
         if delivery.settled or self._t._closed:
             return
         await self._t._call(
