@@ -26,15 +26,11 @@ def create(settings: TransportSettings) -> Transport:
     try:
         module_name, class_name, extra = KINDS[settings.kind]
     except KeyError:
-        raise ValueError(
-            f"unknown transport {settings.kind!r}; choose one of: {', '.join(sorted(KINDS))}"
-        ) from None
+        raise ValueError(f"unknown transport {settings.kind!r}; choose one of: {', '.join(sorted(KINDS))}") from None
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise ImportError(
-            f"transport {settings.kind!r} needs {exc.name!r}: pip install 'asya[{extra}]'"
-        ) from exc
+        raise ImportError(f"transport {settings.kind!r} needs {exc.name!r}: pip install 'asya[{extra}]'") from exc
     cls = getattr(module, class_name)
     transport: Transport = cls(settings)
     return transport
