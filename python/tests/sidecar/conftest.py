@@ -32,7 +32,8 @@ class Broker:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"ASYA_TRANSPORT": self.kind, "ASYA_TRANSPORT_URL": self.url, "ASYA_VISIBILITY_TIMEOUT_S": "5"}
+        extra = self.server.env() if self.kind == "sqs" else {}
+        return {**extra, "ASYA_TRANSPORT": self.kind, "ASYA_TRANSPORT_URL": self.url, "ASYA_VISIBILITY_TIMEOUT_S": "5"}
 
     def settings(self) -> transports.TransportSettings:
         return transports.TransportSettings(kind=self.kind, url=self.url, visibility_timeout_s=5)
@@ -46,6 +47,12 @@ def _local_broker(tmp_path: Path) -> Broker:
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Broker:
     if request.param == "local":
         return _local_broker(tmp_path)
+    if request.param == "sqs":  # only where a test asks for it (indirect parametrize)
+        sqs = request.getfixturevalue("sqs_server")
+        for key, value in sqs.env().items():
+            if key.startswith("AWS_"):
+                request.getfixturevalue("monkeypatch").setenv(key, value)
+        return Broker("sqs", sqs.url, sqs)
     server = request.getfixturevalue("rabbitmq_server")
     return Broker("rabbitmq", server.url, server)
 

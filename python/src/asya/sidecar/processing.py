@@ -25,6 +25,7 @@ from asya.contracts import (
     HAPPY_END,
     EnvelopeError,
     ErrorCode,
+    PermanentError,
     current_actor,
     decode_envelope,
     encode_envelope,
@@ -150,7 +151,12 @@ class Processor:
         sent = [0]
         _sent.set(sent)
         try:
-            outcome, env = await self._process(delivery)
+            try:
+                outcome, env = await self._process(delivery)
+            except PermanentError as exc:
+                # An output the broker will never take (e.g. over its size limit with no claim-check
+                # store): redelivering would loop forever, so the input goes to error-end instead.
+                outcome, env = await self._unpublishable(delivery, exc)
         except Exception as exc:  # broker trouble while publishing: let the broker redeliver
             log.error("could not finish envelope from %s (%s); leaving it for redelivery", delivery.queue, exc)
             await _settle_safely(delivery.nack(requeue=True))
@@ -162,6 +168,15 @@ class Processor:
         self.metrics.processed.labels(outcome=outcome.value).inc()
         self.metrics.hop_seconds.observe(time.perf_counter() - started)
         return outcome
+
+    async def _unpublishable(self, delivery: Delivery, exc: PermanentError) -> tuple[Outcome, Envelope]:
+        env = decode_envelope(delivery.body)
+        message = (
+            f"an output of actor {self.actor!r} cannot be published: {exc}. Set ASYA_STORAGE_URL so large "
+            "payloads travel by claim check, or make the handler return less."
+        )
+        await self._fail(env, ErrorCode.PROCESSING_ERROR.value, {"message": message, "type": type(exc).__name__})
+        return Outcome.ERROR, env
 
     async def _process(self, delivery: Delivery) -> tuple[Outcome, Envelope]:
         try:
