@@ -49,6 +49,7 @@ def ready(api: Any, ns: str, name: str) -> dict[str, Any]:
     )
 
 
+@pytest.mark.timeout(240)  # may wait out one garbage-collector rediscovery period
 def test_delete_while_messages_wait_keeps_the_queue(api: Any, namespace: str, local_queues: Path) -> None:
     af.create(api, namespace, af.actor_body("keeper"))
     ready(api, namespace, "keeper")
@@ -56,8 +57,10 @@ def test_delete_while_messages_wait_keeps_the_queue(api: Any, namespace: str, lo
     wait_for(lambda: af.get(api, namespace, "keeper")["status"].get("queueDepth") == 5, what="queueDepth=5")
     af.delete(api, namespace, "keeper")
     apps = client.AppsV1Api(api)
-    # children are garbage-collected through their ownerReferences (kube-controller-manager)
-    wait_for(lambda: not apps.list_namespaced_deployment(namespace).items, what="deployment collected")
+    # Children are garbage-collected through their ownerReferences (kube-controller-manager).
+    # Its garbage collector rediscovers resource types every 30 s, so right after the CRD is
+    # installed it may not watch AsyncActors yet: allow one rediscovery period plus slack.
+    wait_for(lambda: not apps.list_namespaced_deployment(namespace).items, timeout_s=90, what="deployment collected")
     wait_for(
         lambda: (
             not [
