@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +18,24 @@ pytestmark = [pytest.mark.kube, pytest.mark.timeout(120)]
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}"
 
 
-def operator_writes(kube: controlplane.ControlPlane, ns: str) -> list[str]:
+def operator_writes(kube: controlplane.ControlPlane, api: Any, ns: str) -> list[str]:
     """The operator's API writes into ``ns`` so far, as 'verb resource/name[/sub]'."""
-    time.sleep(2.5)  # the audit log is written in batches of at most 1 s
+    # The audit log is written in batches: write a marker and wait until it is in the log,
+    # so every write before it is there too.
+    marker = f"audit-barrier-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(api).create_namespaced_config_map(
+        ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=marker))
+    )
+    events = wait_for(
+        lambda: (
+            (evs := kube.audit_writes())
+            and any((ev.get("objectRef") or {}).get("name") == marker for ev in evs)
+            and evs
+        ),
+        what="audit log flushed",
+    )
     out = []
-    for ev in kube.audit_writes():
+    for ev in events:
         ref = ev.get("objectRef") or {}
         if ev.get("user", {}).get("username") == OPERATOR_USER and ref.get("namespace") == ns:
             sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
@@ -60,7 +74,7 @@ def test_killed_mid_reconcile_then_restarted_converges_without_duplicates(
     rs = wait_for(lambda: apps.list_namespaced_replica_set(ns).items, what="replicaset")
     assert len(rs) == 1
     # the restarted operator found the children as wanted and did not rewrite them
-    children = [w for w in operator_writes(kube, ns) if "asyncactors" not in w]
+    children = [w for w in operator_writes(kube, api, ns) if "asyncactors" not in w]
     assert children == ["patch configmaps/survivor-asya-runtime", "patch deployments/survivor"]
 
 
@@ -74,14 +88,14 @@ def test_unchanged_actor_causes_no_writes_on_timer_ticks_or_resume(
     # "unchanged" starts once kube-controller-manager is done with the Deployment and a tick saw it
     wait_for(lambda: af.get(api, ns, "calm")["status"].get("replicas") == 1, what="status shows the pod")
     time.sleep(2)
-    before = operator_writes(kube, ns)
+    before = operator_writes(kube, api, ns)
     time.sleep(4)  # four more ticks at 1 s
-    ticks = operator_writes(kube, ns)[len(before) :]
+    ticks = operator_writes(kube, api, ns)[len(before) :]
     assert ticks == [], f"writes on timer ticks of an unchanged actor: {ticks}"
     op.stop()
     start_operator(ns)
     time.sleep(5)  # resume handler + ticks
-    resumed = operator_writes(kube, ns)[len(before) :]
+    resumed = operator_writes(kube, api, ns)[len(before) :]
     assert resumed == [], f"writes on resume of an unchanged actor: {resumed}"
 
 
