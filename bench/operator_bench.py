@@ -60,7 +60,7 @@ def metadata_list(cp: controlplane.ControlPlane, path: str) -> list[dict[str, An
         },
     )
     with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=str(cp.ca)), timeout=30) as resp:
-        return list(json.load(resp)["items"])
+        return list(json.load(resp).get("items") or [])  # an empty list comes back as null
 
 
 def cpu_s(pid: int) -> float:
@@ -110,16 +110,7 @@ def main() -> int:
     try:
         cp.start()
         results["control_plane_start_s"] = round(cp.timings["total_s"], 2)
-        keda = subprocess.run([str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True)
-        kdir = Path(keda.stdout.strip().splitlines()[-1])
-        cp.apply_crds(
-            [
-                ROOT / "crds/asyncactor.yaml",
-                kdir / "keda.sh_scaledobjects.yaml",
-                kdir / "keda.sh_triggerauthentications.yaml",
-            ]
-        )
-        cp.kubectl("apply", "--server-side", "-f", str(ROOT / "crds/rbac/operator.yaml"))
+        cp.install_asya()
         kubeconfig = cp.service_account_kubeconfig("asya-system", "asya-operator", "asya-operator")
         cp.kubectl("create", "namespace", NS)
         cfg = work / "operator.yaml"

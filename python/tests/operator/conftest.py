@@ -24,13 +24,6 @@ from actorfactory import OPERATOR_NS, OPERATOR_SA, OperatorProcess, new_namespac
 ROOT = controlplane.ROOT
 CRD = ROOT / "crds" / "asyncactor.yaml"
 RBAC = ROOT / "crds" / "rbac" / "operator.yaml"
-KEDA_CRDS = ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")
-
-
-def keda_crd_files() -> list[Path]:
-    out = subprocess.run([str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True, timeout=600)
-    folder = Path(out.stdout.strip().splitlines()[-1])
-    return [folder / f for f in KEDA_CRDS]
 
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection: `-m "not kube"` never builds
@@ -41,7 +34,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if any(item.get_closest_marker("kube") for item in items):
         controlplane.tool_dir(build=True)
-        keda_crd_files()
+        controlplane.keda_crd_files()
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +43,7 @@ def kube() -> Iterator[controlplane.ControlPlane]:
     cp = controlplane.ControlPlane()
     try:
         cp.start()
-        cp.apply_crds([CRD, *keda_crd_files()])
-        cp.kubectl("apply", "--server-side", "-f", str(RBAC))
+        cp.install_asya()
         yield cp
     finally:
         cp.stop()

@@ -238,6 +238,11 @@ class ControlPlane:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {res.stderr}")
         return res.stdout
 
+    def install_asya(self) -> None:
+        """The AsyncActor CRD, KEDA's CRDs (ci/keda-crds.sh) and the operator's RBAC: what the chart installs."""
+        self.apply_crds([ROOT / "crds/asyncactor.yaml", *keda_crd_files()])
+        self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds/rbac/operator.yaml"))
+
     def apply_crds(self, files: Iterable[Path]) -> None:
         """Server-side apply CRDs and wait until they are served."""
         names = []
@@ -275,6 +280,16 @@ class ControlPlane:
         return out
 
 
+KEDA_CRDS = ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")
+
+
+def keda_crd_files() -> list[Path]:
+    """KEDA's CRDs, fetched from the KEDA Go module into .tools/ by ci/keda-crds.sh (cached)."""
+    out = subprocess.run([str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True, timeout=600)
+    folder = Path(out.stdout.strip().splitlines()[-1])
+    return [folder / f for f in KEDA_CRDS]
+
+
 def _serve() -> None:
     """``ci/kube.sh``: start a control plane with the CRDs, print how to reach it, run until Ctrl-C."""
     import signal
@@ -282,16 +297,7 @@ def _serve() -> None:
     cp = ControlPlane()
     try:
         cp.start()
-        keda = subprocess.run([str(ROOT / "ci/keda-crds.sh")], capture_output=True, text=True, check=True)
-        kdir = Path(keda.stdout.strip().splitlines()[-1])
-        cp.apply_crds(
-            [
-                ROOT / "crds/asyncactor.yaml",
-                kdir / "keda.sh_scaledobjects.yaml",
-                kdir / "keda.sh_triggerauthentications.yaml",
-            ]
-        )
-        cp.kubectl("apply", "--server-side", "-f", str(ROOT / "crds/rbac/operator.yaml"))
+        cp.install_asya()
         print(f"export KUBECONFIG={cp.admin_kubeconfig}", flush=True)
         print(f"# kubectl: {cp.bin / 'kubectl'}   logs: {cp.dir}   (Ctrl-C stops)", flush=True)
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
