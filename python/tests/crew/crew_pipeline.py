@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from support.procs import Proc, base_env, start_runtime, start_sidecar, wait_until
+from support.procs import Proc, base_env, spawn_runtime, start_runtime, start_sidecar, wait_until
 
 
 class PipelineRun:
@@ -70,7 +70,7 @@ class PipelineRun:
                 for index, handler, sock, renv in self._runtimes:
                     if not self.procs[index].alive() and not self._stopping.is_set():
                         self.restarts += 1
-                        self.procs[index] = start_runtime(handler, sock, self.logs, **renv)
+                        self.procs[index] = spawn_runtime(handler, sock, self.logs, **renv)
 
         self._kubelet = threading.Thread(target=loop, daemon=True)
         self._kubelet.start()

@@ -118,8 +118,14 @@ async def test_every_envelope_is_a_result_or_a_dead_letter_exactly_once(
     assert set(results) | set(dead) == ids
     permanent = {f"cons-{run.suffix}-{i:05d}" for i in range(N) if i % PERMANENT_EVERY == 7}
     assert permanent <= set(dead), "a permanently failing envelope was not dead-lettered"
-    reasons = {i: json.loads(dead[i][0].read_bytes())["headers"]["x-asya-dlq-reason"] for i in permanent}
-    assert set(reasons.values()) == {"non_retryable"}, "a ValidationError was retried"
+    records = {i: json.loads(dead[i][0].read_bytes()) for i in set(dead)}
+    # Every ValidationError goes straight to the DLQ. (A permanent envelope may, rarely, exhaust
+    # its budget on transient glitches at an earlier step before reaching its failing step.)
+    validation = {i: r for i, r in records.items() if str(r["payload"]["details"]["type"]).endswith("ValidationError")}
+    assert {r["headers"]["x-asya-dlq-reason"] for r in validation.values()} <= {"non_retryable"}, (
+        "a ValidationError was retried"
+    )
+    assert len(validation) >= len(permanent) - max(2, N // 200), "permanent failures did not reach their step"
     exhausted = set(dead) - permanent
     report = os.environ.get("ASYA_CONSERVATION_JSON")
     if report:  # `make bench` runs this test with N=10,000 and keeps the figures

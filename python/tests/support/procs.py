@@ -73,6 +73,14 @@ class Proc:
 
 
 def start_runtime(handler: str, socket_dir: Path, log_dir: Path, mode: str = "payload", **env: Any) -> Proc:
+    """Start a runtime and fail unless it is up and ready."""
+    proc = spawn_runtime(handler, socket_dir, log_dir, mode, **env)
+    assert proc.alive(), f"runtime exited:\n{proc.log()}"
+    return proc
+
+
+def spawn_runtime(handler: str, socket_dir: Path, log_dir: Path, mode: str = "payload", **env: Any) -> Proc:
+    """Start a runtime and wait until it is ready or has exited (a crash-looping handler may die at once)."""
     sock = socket_dir / "asya-runtime.sock"
     ready = socket_dir / "runtime-ready"
     for stale in (sock, ready):
@@ -84,7 +92,6 @@ def start_runtime(handler: str, socket_dir: Path, log_dir: Path, mode: str = "pa
         log_dir / f"runtime-{handler.rsplit('.', 1)[-1]}-{time.monotonic_ns()}.log",
     )
     wait_until(lambda: ready.exists() or not proc.alive(), 15, what="runtime ready file")
-    assert proc.alive(), f"runtime exited:\n{proc.log()}"
     return proc
 
 
