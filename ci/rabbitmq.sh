@@ -83,17 +83,8 @@ start() {
   # setsid: the node must outlive the shell (and pytest's process group signals).
   setsid "$RMQ_BIN/rabbitmq-server" >"$DIR/log/startup.log" 2>&1 </dev/null &
   echo $! >"$DIR/server.pid"
-  local deadline=$((SECONDS + START_TIMEOUT_S))
   # The AMQP listener opens last during boot, so an accepting port means "ready".
-  until amqp_open; do
-    if ! kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; then
-      echo "rabbitmq exited during start; see $DIR/log" >&2; tail -20 "$DIR/log/startup.log" >&2; exit 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "rabbitmq not ready after ${START_TIMEOUT_S}s; see $DIR/log" >&2; exit 1
-    fi
-    sleep 0.1
-  done
+  wait_started rabbitmq "$DIR/log/startup.log" amqp_open "$START_TIMEOUT_S"
   echo "rabbitmq $RABBITMQ_NODENAME ready in $((SECONDS - t0))s" >&2
   echo "AMQP_URL=$AMQP_URL"
   [ -z "$MANAGEMENT_URL" ] || echo "MANAGEMENT_URL=$MANAGEMENT_URL"
