@@ -89,6 +89,8 @@ class RuntimeClient:
         deadline = loop.time() + timeout_s
         while True:
             if self.is_ready():
+                # Read once per (re)start of the runtime, not on every connection: it is a file read.
+                self.read_features()
                 try:
                     conn = await self._open()
                 except RuntimeConnectionError:
@@ -111,7 +113,6 @@ class RuntimeClient:
         self._idle.clear()
 
     async def _open(self) -> _Conn:
-        self.read_features()
         try:
             reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=_LIMIT)
         except OSError as exc:
