@@ -362,6 +362,11 @@ class SQSTransport(Transport):
                     ReceiptHandle=lease.receipt,
                     VisibilityTimeout=visibility,
                 )
+        except RuntimeError:
+            if not self._closed:
+                raise
+            # close() raced this settle (its batch was still queued): same outcome as settling after close
+            log.warning("sqs transport closed during %s of message %s; it will be redelivered", what, lease.message_id)
         except (botocore.exceptions.ClientError, _sqs_support.BatchEntryError) as exc:
             # the lease expired and someone else holds the message now: nothing of ours to settle
             code = (
