@@ -4,7 +4,7 @@ actor's throughput, and a 3-actor pipeline (throughput and latency).
 Everything here drives real processes: one ``python -m asya.runtime`` per actor
 (started once per transport) and ``python -m asya.sidecar`` processes started
 per run. The bench process only publishes, consumes and counts, through the
-same ``asya.sidecar.transports`` the sidecar uses, on its own connections
+same ``asya.transports`` the sidecar uses, on its own connections
 (a publisher and a separate consumer, like two different services).
 """
 
@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from asya.contracts import queue_name
-from asya.sidecar.transports import Transport, TransportSettings, create
-
+from asya.transports import Transport, TransportSettings, create
 from bench import procs
 from bench.stats import latency_summary, rnd
 

@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from asya.sidecar.transports import TransportSettings, create
-
+from asya.transports import TransportSettings, create
 from bench import procs
 from bench.asya_bench import CpuMeter, make_payload, measure_drain
 

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from asya import transports
 from asya.crew import consuming, error_end, happy_end
 from asya.crew.settings import CrewSettings, RetrySettings
-from asya.sidecar import transports
 
 HANDLERS: dict[str, consuming.HandleFn] = {"happy-end": happy_end.handle, "error-end": error_end.handle}
 

@@ -11,10 +11,10 @@ import pytest
 from crew_helpers import eventually, open_transport, running, settings_for, stored
 from fixtures.s3 import S3Server
 
+from asya import storage
 from asya.contracts.envelope import encode_envelope
-from asya.crew import storage
-from asya.crew.settings import S3Settings
-from asya.sidecar import claimcheck
+from asya.storage import claimcheck
+from asya.storage.settings import S3Settings
 
 pytestmark = pytest.mark.timeout(60)
 

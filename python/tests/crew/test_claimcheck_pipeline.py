@@ -12,10 +12,10 @@ from crew_pipeline import PipelineRun
 from fixtures.s3 import S3Server
 from fixtures.sqs import SQSServer
 
+from asya import storage, transports
 from asya.contracts.envelope import encode_envelope, queue_name
-from asya.crew import storage
-from asya.crew.settings import S3Settings
-from asya.sidecar import claimcheck, transports
+from asya.storage import claimcheck
+from asya.storage.settings import S3Settings
 
 SIZE = 1024 * 1024
 

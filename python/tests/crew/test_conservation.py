@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from crew_pipeline import PipelineRun, scan, wait_accounted
 
+from asya import transports
 from asya.contracts.envelope import encode_envelope, queue_name
-from asya.sidecar import transports
 
 N = int(os.environ.get("ASYA_CONSERVATION_N", "1000"))
 PERMANENT_EVERY = 100

@@ -11,9 +11,10 @@ import pytest
 from crew_helpers import error_message, eventually, open_transport, running, settings_for, stored, take
 from support.procs import base_env
 
+from asya import storage
 from asya.contracts import headers as h
 from asya.contracts.envelope import encode_envelope
-from asya.crew import dlq, storage
+from asya.crew import dlq
 from asya.crew.settings import RetrySettings
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,7 +11,7 @@ from crew_helpers import drained, eventually, open_transport, running, stored, t
 
 from asya.contracts.envelope import encode_envelope
 from asya.crew.settings import CrewSettings
-from asya.crew.storage import utc_day
+from asya.storage import utc_day
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from crew_pipeline import PipelineRun, scan, wait_accounted
 
+from asya import storage, transports
 from asya.contracts import headers as h
 from asya.contracts.envelope import encode_envelope, queue_name
-from asya.crew import dlq, storage
-from asya.sidecar import transports
+from asya.crew import dlq
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(180)]
 # (the crash-loop test also runs on SQS: there the delivery count is ApproximateReceiveCount)

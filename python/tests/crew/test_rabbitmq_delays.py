@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from asya.sidecar import transports
-from asya.sidecar.transports import _rabbitmq_delays, rabbitmq
+from asya import transports
+from asya.transports import _rabbitmq_delays, rabbitmq
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(60)]
 

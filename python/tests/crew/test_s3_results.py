@@ -16,8 +16,8 @@ from crew_helpers import drained, eventually, open_transport, running, settings_
 from fixtures.s3 import S3Server
 
 from asya.contracts.envelope import encode_envelope
-from asya.crew.settings import S3Settings
-from asya.crew.storage import utc_day
+from asya.storage import utc_day
+from asya.storage.settings import S3Settings
 
 pytestmark = [pytest.mark.s3, pytest.mark.timeout(120)]
 

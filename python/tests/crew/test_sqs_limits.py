@@ -9,7 +9,7 @@ import pytest
 from crew_helpers import error_message, open_transport, running, settings_for, stored, take_id
 from fixtures.sqs import SQSServer
 
-from asya.sidecar.transports import sqs as sqs_transport
+from asya.transports import sqs as sqs_transport
 
 pytestmark = [pytest.mark.sqs, pytest.mark.timeout(90)]
 

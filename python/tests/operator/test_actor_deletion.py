@@ -12,7 +12,7 @@ import pytest
 from actorfactory import wait_for
 from kubernetes import client
 
-from asya.sidecar import transports
+from asya import transports
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(120)]
 

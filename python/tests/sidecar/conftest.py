@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from support.procs import Proc, start_runtime, start_sidecar, wait_until
 
+from asya import transports
 from asya.contracts import encode_envelope, queue_name
-from asya.sidecar import transports
 
 
 @dataclasses.dataclass

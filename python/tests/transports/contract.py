@@ -46,8 +46,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from asya.sidecar import transports
-from asya.sidecar.transports import Delivery, Transport
+from asya import transports
+from asya.transports import Delivery, Transport
 
 DEADLINE_S = 15.0
 """Longest wait for something that must happen."""

@@ -24,8 +24,8 @@ from transports.contract import (
     until_marker,
 )
 
-from asya.sidecar import transports
-from asya.sidecar.transports import TransportSettings
+from asya import transports
+from asya.transports import TransportSettings
 
 
 class LocalConfig:

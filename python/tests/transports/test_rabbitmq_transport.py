@@ -22,8 +22,8 @@ from transports.contract import (
 )
 
 from asya.contracts.errors import PermanentError, TransportFeatureNotSupported
-from asya.sidecar.transports import Delivery, Transport, TransportSettings
-from asya.sidecar.transports.rabbitmq import PublishNotConfirmedError
+from asya.transports import Delivery, Transport, TransportSettings
+from asya.transports.rabbitmq import PublishNotConfirmedError
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -92,7 +92,7 @@ class TestRabbitMQSpecifics(RabbitMQConfig, TransportContract):
         await t.publish(q, b"ok")
 
     async def test_oversized_body_is_permanent_error(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from asya.sidecar.transports import rabbitmq
+        from asya.transports import rabbitmq
 
         monkeypatch.setattr(rabbitmq, "MAX_MESSAGE_BYTES", 10)
         t = await self.make_transport()
@@ -121,7 +121,7 @@ class TestRabbitMQSpecifics(RabbitMQConfig, TransportContract):
 
 class TestRabbitMQBrokerRestart(RabbitMQConfig, TransportContract):
     async def test_consumer_and_publisher_carry_on_across_restart(self, caplog: pytest.LogCaptureFixture) -> None:
-        caplog.set_level(logging.WARNING, logger="asya.sidecar.transports.rabbitmq")
+        caplog.set_level(logging.WARNING, logger="asya.transports.rabbitmq")
         t = await self.make_transport()
         q = await self.new_queue(t)
         expected = {f"m{i}".encode() for i in range(60)}
@@ -154,7 +154,7 @@ class TestRabbitMQBrokerRestart(RabbitMQConfig, TransportContract):
             await t.publish(q, body)
         await asyncio.wait_for(task, DEADLINE_S * 2)
         await eventually(lambda: _depth_is(t, q, 0))
-        ours = [r.getMessage() for r in caplog.records if r.name == "asya.sidecar.transports.rabbitmq"]
+        ours = [r.getMessage() for r in caplog.records if r.name == "asya.transports.rabbitmq"]
         assert any("will be redelivered" in m for m in ours)
 
 

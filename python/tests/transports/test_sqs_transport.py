@@ -23,8 +23,8 @@ from transports.contract import (
 )
 
 from asya.contracts.errors import PermanentError
-from asya.sidecar.transports import TransportSettings
-from asya.sidecar.transports import sqs as sqs_transport
+from asya.transports import TransportSettings
+from asya.transports import sqs as sqs_transport
 
 pytestmark = [pytest.mark.sqs, pytest.mark.timeout(90)]
 

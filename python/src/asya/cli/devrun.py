@@ -15,11 +15,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from asya import transports
 from asya.cli.pipeline import Pipeline
 from asya.cli.supervisor import Supervisor, child_env
 from asya.cli.tracker import Progress, Tracker
 from asya.contracts import DLQ_NAME, ERROR_END, HAPPY_END, encode_envelope, queue_name
-from asya.sidecar import transports
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ These keys live in the envelope's ``headers`` object (SPEC section 2), so they
 survive every hop. error-end writes the retry counters and the dead-letter
 reason; the operator sets the budget defaults from the CRD; ``asya dlq replay``
 resets them. Transport-level headers (not part of the envelope) live with the
-transports, e.g. ``asya.sidecar.transports.ATTEMPT_HEADER``.
+transports, e.g. ``asya.transports.ATTEMPT_HEADER``.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
+from asya import storage, transports
 from asya.contracts import envelope
-from asya.crew import metrics, reporting, storage
+from asya.crew import metrics, reporting
 from asya.crew.settings import CrewSettings
-from asya.sidecar import transports
 
 log = logging.getLogger("asya.crew")
 

@@ -15,11 +15,12 @@ import json
 import time
 from typing import Any
 
+from asya import storage
 from asya.contracts import headers as h
 from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME
 from asya.contracts.errors import ErrorCode, PermanentError
-from asya.crew import reporting, storage
+from asya.crew import reporting
 from asya.crew.consuming import Crew
 from asya.crew.retrying import DlqReason
 

@@ -23,6 +23,7 @@ import dataclasses
 import json
 from typing import Any
 
+from asya import storage, transports
 from asya.contracts.envelope import (
     Envelope,
     encode_envelope,
@@ -31,8 +32,7 @@ from asya.contracts.envelope import (
     validate_envelope,
 )
 from asya.contracts.errors import EnvelopeError
-from asya.crew import deadletter, retrying, storage
-from asya.sidecar import transports
+from asya.crew import deadletter, retrying
 
 REPLAYED_PREFIX = "replayed/"
 """Where replayed dead letters are kept for audit: ``replayed/<YYYY-MM-DD>/<actor>/<id>.json``."""

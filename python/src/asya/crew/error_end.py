@@ -21,6 +21,7 @@ import logging
 import time
 from typing import cast
 
+from asya import transports
 from asya.contracts import headers as h
 from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME, ERROR_END, encode_envelope, queue_name
@@ -28,7 +29,6 @@ from asya.contracts.errors import PermanentError, TransportFeatureNotSupported
 from asya.crew import deadletter, reporting, retrying
 from asya.crew.consuming import Crew, serve
 from asya.crew.settings import CrewSettings
-from asya.sidecar import transports
 
 log = logging.getLogger("asya.crew.error_end")
 
@@ -53,7 +53,7 @@ async def schedule_retry(crew: Crew, retry: retrying.Retry) -> None:
 async def publish_later(transport: transports.Transport, queue: str, body: bytes, delay_s: float) -> None:
     """Publish with a broker-side delay: the transport's own, or RabbitMQ's TTL delay queues."""
     if delay_s > 0 and not transport.supports_delay and transport.name == "rabbitmq":
-        from asya.sidecar.transports import _rabbitmq_delays, rabbitmq
+        from asya.transports import _rabbitmq_delays, rabbitmq
 
         await _rabbitmq_delays.publish_delayed(
             cast(rabbitmq.RabbitMQTransport, transport), queue, body, delay_s=delay_s
@@ -108,7 +108,7 @@ async def warm_delay_queues(crew: Crew) -> None:
     """On RabbitMQ, declare the delay queues the default policy will use, before the first retry needs one."""
     transport = crew.transport
     if transport.name == "rabbitmq" and not transport.supports_delay:
-        from asya.sidecar.transports import _rabbitmq_delays, rabbitmq
+        from asya.transports import _rabbitmq_delays, rabbitmq
 
         delays = retrying.likely_delays(crew.settings.retry)[:200]  # a bounded warm-up; the rest on demand
         await _rabbitmq_delays.predeclare(cast(rabbitmq.RabbitMQTransport, transport), delays)

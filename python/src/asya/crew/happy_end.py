@@ -23,12 +23,13 @@ import logging
 import time
 from typing import Any
 
+from asya import storage, transports
 from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME, HAPPY_END, encode_envelope
-from asya.crew import deadletter, reporting, retrying, storage
+from asya.crew import deadletter, reporting, retrying
 from asya.crew.consuming import Crew, serve
 from asya.crew.settings import CrewSettings
-from asya.sidecar import claimcheck, transports
+from asya.storage import claimcheck
 
 log = logging.getLogger("asya.crew.happy_end")
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 
 from asya.contracts.errors import ErrorCode
+from asya.storage.settings import S3Settings
 
 _DEFAULT_NON_RETRYABLE = (ErrorCode.MSG_PARSING_ERROR.value, "validation_error", "ValidationError")
 
@@ -32,20 +33,6 @@ class RetrySettings:
     """Error codes or exception type names that go to the DLQ at once."""
     max_deliveries: int = 3
     """Sidecar deliveries after which a ``connection_error`` counts as a crash loop (non-retryable)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class S3Settings:
-    """How to reach S3-compatible storage; only used when the storage URL is ``s3://``."""
-
-    endpoint_url: str | None = None
-    """S3 endpoint (SeaweedFS, MinIO, ...); None means AWS itself."""
-    access_key_id: str | None = None
-    """Credentials; None lets boto3 find them (IRSA, instance profile, ...)."""
-    secret_access_key: str | None = None
-    """Secret matching ``access_key_id``."""
-    region: str = "us-east-1"
-    """Region used for signing (SigV4)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,12 +80,7 @@ class CrewSettings:
             ),
             max_deliveries=int(e.get("ASYA_MAX_DELIVERIES", defaults.max_deliveries)),
         )
-        s3 = S3Settings(
-            endpoint_url=e.get("ASYA_S3_ENDPOINT_URL") or None,
-            access_key_id=e.get("AWS_ACCESS_KEY_ID") or None,
-            secret_access_key=e.get("AWS_SECRET_ACCESS_KEY") or None,
-            region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "us-east-1",
-        )
+        s3 = S3Settings.from_env(e)
         port = e.get("ASYA_HEALTH_PORT")
         return cls(
             transport=e.get("ASYA_TRANSPORT", "local"),

@@ -12,10 +12,10 @@ import logging
 import time
 from collections.abc import Mapping
 
+from asya import transports
 from asya.contracts import envelope
 from asya.operator import config as configs
 from asya.operator.reconciling import status
-from asya.sidecar import transports
 
 log = logging.getLogger(__name__)
 

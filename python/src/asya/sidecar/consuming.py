@@ -17,14 +17,14 @@ import asyncio
 import contextlib
 import logging
 
+from asya import storage
 from asya.contracts import queue_name
-from asya.crew import storage
 from asya.sidecar.observability import Metrics, start_http
 from asya.sidecar.processing import Processor
 from asya.sidecar.reporting import ProgressReporter
 from asya.sidecar.runtime_client import RuntimeClient
 from asya.sidecar.settings import SidecarSettings
-from asya.sidecar.transports import Delivery, Transport, create
+from asya.transports import Delivery, Transport, create
 
 log = logging.getLogger("asya.sidecar")
 
@@ -33,9 +33,7 @@ def claim_check_store(settings: SidecarSettings) -> storage.ObjectStore | None:
     """The object store for large payloads, when ``ASYA_STORAGE_URL`` is set."""
     if not settings.storage_url:
         return None
-    from asya.crew import settings as crew_settings
-
-    return storage.create_store(settings.storage_url, crew_settings.CrewSettings.from_env().s3)
+    return storage.create_store(settings.storage_url, storage.S3Settings.from_env())
 
 
 class Sidecar:

@@ -32,12 +32,13 @@ from asya.contracts import (
     queue_name,
 )
 from asya.contracts.envelope import Envelope
-from asya.sidecar import claimcheck, routing
+from asya.sidecar import routing
 from asya.sidecar.observability import Metrics
 from asya.sidecar.reporting import ProgressReporter
 from asya.sidecar.runtime_client import RuntimeClient, RuntimeConnectionError
 from asya.sidecar.settings import SidecarSettings
-from asya.sidecar.transports import ATTEMPT_HEADER, Delivery, Transport
+from asya.storage import claimcheck
+from asya.transports import ATTEMPT_HEADER, Delivery, Transport
 
 log = logging.getLogger("asya.sidecar")
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 
 from asya.contracts import headers, protocol, validate_actor_name
-from asya.sidecar.transports import TransportSettings
+from asya.transports import TransportSettings
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import typer
 
-from asya.crew import dlq, storage
+from asya import storage, transports
+from asya.crew import dlq
 from asya.crew.settings import CrewSettings
-from asya.sidecar import transports
 
 app = typer.Typer(help="Dead letters: list, show, replay.", no_args_is_help=True)
 

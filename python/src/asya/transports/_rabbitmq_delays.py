@@ -38,7 +38,7 @@ import aio_pika
 import aiormq.exceptions
 
 if TYPE_CHECKING:
-    from asya.sidecar.transports.rabbitmq import RabbitMQTransport
+    from asya.transports.rabbitmq import RabbitMQTransport
 
 DELAY_PREFIX = "asya-delay-"
 EXPIRES_MARGIN_MS = 5 * 60 * 1000

@@ -42,7 +42,7 @@ import aio_pika.abc
 import aiormq.exceptions
 
 from asya.contracts.errors import PermanentError, RetryableError, TransportFeatureNotSupported
-from asya.sidecar.transports.base import ATTEMPT_HEADER, Delivery, Transport, TransportSettings
+from asya.transports.base import ATTEMPT_HEADER, Delivery, Transport, TransportSettings
 
 if TYPE_CHECKING:
     from typing_extensions import override

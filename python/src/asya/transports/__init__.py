@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import importlib
 
-from asya.sidecar.transports.base import ATTEMPT_HEADER, Delivery, Transport, TransportSettings
+from asya.transports.base import ATTEMPT_HEADER, Delivery, Transport, TransportSettings
 
 __all__ = ["ATTEMPT_HEADER", "KINDS", "Delivery", "Transport", "TransportSettings", "create"]
 
 # kind -> (module, class name, pip extra that brings its SDK)
 KINDS: dict[str, tuple[str, str, str]] = {
-    "local": ("asya.sidecar.transports.local", "LocalTransport", ""),
-    "rabbitmq": ("asya.sidecar.transports.rabbitmq", "RabbitMQTransport", "sidecar"),
-    "sqs": ("asya.sidecar.transports.sqs", "SQSTransport", "sqs"),
+    "local": ("asya.transports.local", "LocalTransport", ""),
+    "rabbitmq": ("asya.transports.rabbitmq", "RabbitMQTransport", "sidecar"),
+    "sqs": ("asya.transports.sqs", "SQSTransport", "sqs"),
 }
 
 

@@ -1,4 +1,4 @@
-"""S3 backend of ``asya.crew.storage.ObjectStore`` (boto3, run in a thread pool).
+"""S3 backend of ``asya.storage.ObjectStore`` (boto3, run in a thread pool).
 
 Created by ``storage.create_store`` for ``s3://bucket/prefix`` URLs; this is
 one of the two modules allowed to import boto3 (the other is the SQS
@@ -21,7 +21,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from asya.crew.settings import S3Settings
+from asya.storage.settings import S3Settings
 
 T = TypeVar("T")
 

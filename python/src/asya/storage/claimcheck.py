@@ -14,8 +14,8 @@ object) and lets identical payloads share one object. Blobs are never deleted
 by Asya: give the ``blobs/`` prefix a lifecycle rule (e.g. expire after the
 longest time an envelope may spend in the system, DLQ included).
 
-The store is any ``asya.crew.storage.ObjectStore`` (folder or S3), built with
-``asya.crew.storage.create_store(url, s3_settings)``.
+The store is any ``asya.storage.ObjectStore`` (folder or S3), built with
+``asya.storage.create_store(url, s3_settings)``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ BLOBS_PREFIX = "blobs/"
 
 
 class BlobStore(Protocol):
-    """The part of ``asya.crew.storage.ObjectStore`` the claim check uses."""
+    """The part of ``asya.storage.ObjectStore`` the claim check uses."""
 
     async def put(self, key: str, data: bytes) -> str: ...
 

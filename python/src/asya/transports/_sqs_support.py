@@ -1,6 +1,6 @@
 """Helpers of the ``sqs`` transport that need no boto3: the body codec and call batching.
 
-Imported only by ``asya.sidecar.transports.sqs``; kept apart so that module
+Imported only by ``asya.transports.sqs``; kept apart so that module
 stays about the broker conversation and these pure pieces (codec, batching,
 long polls in daemon threads) are testable on their own.
 
@@ -25,7 +25,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-from asya.sidecar.transports.base import Delivery
+from asya.transports.base import Delivery
 
 T = TypeVar("T")
 

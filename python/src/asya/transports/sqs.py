@@ -56,9 +56,9 @@ import botocore.exceptions
 
 from asya.contracts.envelope import DLQ_NAME, ERROR_END, HAPPY_END, queue_name
 from asya.contracts.errors import PermanentError
-from asya.sidecar.transports import _sqs_support
-from asya.sidecar.transports._sqs_support import decode_message, encode_message
-from asya.sidecar.transports.base import Delivery, Transport, TransportSettings
+from asya.transports import _sqs_support
+from asya.transports._sqs_support import decode_message, encode_message
+from asya.transports.base import Delivery, Transport, TransportSettings
 
 if TYPE_CHECKING:
     from typing_extensions import override

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from asya.contracts.errors import TransportFeatureNotSupported
-from asya.sidecar.transports import _local_sql as sql
-from asya.sidecar.transports._doorbell import Doorbell
-from asya.sidecar.transports.base import Delivery, Transport, TransportSettings
+from asya.transports import _local_sql as sql
+from asya.transports._doorbell import Doorbell
+from asya.transports.base import Delivery, Transport, TransportSettings
 
 if TYPE_CHECKING:
     from typing_extensions import override

@@ -1,9 +1,9 @@
 """Object storage for results, dead letters and claim-checked payloads.
 
 happy-end and error-end write here, ``asya dlq`` reads here, and the sidecar's
-claim check (``asya.sidecar.claimcheck``) offloads large payloads here. Two
+claim check (``asya.storage.claimcheck``) offloads large payloads here. Two
 backends share one small async protocol: a folder (``file:///abs/dir``, the
-zero-server local mode) and S3 (``s3://bucket/prefix``, in ``asya.crew.s3`` so
+zero-server local mode) and S3 (``s3://bucket/prefix``, in ``asya.storage.s3`` so
 that boto3 is imported only there). Keys are ``/``-separated and relative to
 the URL's prefix; writes are atomic and idempotent by key, which is what makes
 a duplicate delivery store once.
@@ -19,7 +19,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Protocol
 
-from asya.crew.settings import S3Settings
+from asya.storage.settings import S3Settings
 
 RESULTS_PREFIX = ""
 """Results live directly under the storage prefix: ``<YYYY-MM-DD>/<last actor>/<id>.json``."""
@@ -168,7 +168,7 @@ def create_store(url: str, s3: S3Settings | None = None) -> ObjectStore:
     """Build the store named by ``url``: ``file:///abs/dir``, a plain path, or ``s3://bucket/prefix``."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "s3":
-        from asya.crew import s3 as s3_backend  # lazy: boto3 only when S3 is used
+        from asya.storage import s3 as s3_backend  # lazy: boto3 only when S3 is used
 
         return s3_backend.S3Store(parsed.netloc, parsed.path.lstrip("/"), s3 or S3Settings())
     if parsed.scheme == "file":
