@@ -26,8 +26,11 @@ from asya.contracts.errors import (
     AsyaError,
     EnvelopeError,
     ErrorCode,
+    InfrastructureError,
     PermanentError,
     RetryableError,
+    StorageError,
+    TransportError,
     TransportFeatureNotSupported,
 )
 
@@ -40,8 +43,11 @@ __all__ = [
     "Envelope",
     "EnvelopeError",
     "ErrorCode",
+    "InfrastructureError",
     "PermanentError",
     "RetryableError",
+    "StorageError",
+    "TransportError",
     "TransportFeatureNotSupported",
     "current_actor",
     "decode_envelope",

@@ -49,5 +49,23 @@ class EnvelopeError(PermanentError):
         self.reason = message
 
 
+class InfrastructureError(AsyaError):
+    """The broker or the object store failed, not the message: give the delivery back.
+
+    The consumer engine treats these (and ``ConnectionError`` / ``TimeoutError``
+    raised by I/O) as "try again later"; every other exception met while
+    processing sends the envelope to error-end, so a bug can never loop.
+    Redelivery is still bounded by ``ASYA_MAX_DELIVERIES``.
+    """
+
+
+class TransportError(InfrastructureError):
+    """A broker operation failed: lost connection, publish not confirmed in time, nack."""
+
+
+class StorageError(InfrastructureError):
+    """The object store is unreachable or refused a write for a reason that may pass."""
+
+
 class TransportFeatureNotSupported(AsyaError):
     """The chosen transport cannot do what was asked (e.g. delayed publish)."""
