@@ -28,10 +28,26 @@ def test_linter_passes(command: list[str]) -> None:
     assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]
 
 
+# Modules that may exceed the limit, each with the reason it cannot be split.
+OVER_LIMIT_ALLOWED = {
+    # SPEC 4: the operator can inject the runtime into any user image as one file that
+    # imports with the standard library alone, so it cannot lean on sibling modules.
+    "src/asya/runtime/server.py",
+}
+MAX_LINES = 400
+
+
 def test_no_module_over_400_lines() -> None:
     big = {
-        str(p.relative_to(PYTHON_DIR)): n
+        rel: n
         for p in (PYTHON_DIR / "src").rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > 450
+        if (rel := str(p.relative_to(PYTHON_DIR))) not in OVER_LIMIT_ALLOWED
+        and (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert not big, f"split these modules by concern: {big}"
+
+
+def test_over_limit_allowance_names_existing_files() -> None:
+    # A stale entry would silently allow a future module with that name to grow.
+    missing = [rel for rel in OVER_LIMIT_ALLOWED if not (PYTHON_DIR / rel).is_file()]
+    assert not missing, f"remove these from OVER_LIMIT_ALLOWED: {missing}"
