@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from crew_helpers import drained, eventually, open_transport, running, settings_for
 from fixtures.s3 import S3Server
 
@@ -37,10 +38,17 @@ def _client(server: S3Server) -> Any:
 
 
 def _keys(server: S3Server, bucket: str) -> list[str]:
+    """Every key in ``bucket``; a bucket not created yet holds none, any other listing error raises.
+
+    Swallowing errors here would let "nothing was stored" pass on an unreachable or refusing server.
+    """
     try:
         resp = _client(server).list_objects_v2(Bucket=bucket)
-    except Exception:
-        return []
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return []
+        raise
+    assert not resp.get("IsTruncated"), "more keys than one listing page: page through them"
     return sorted(obj["Key"] for obj in resp.get("Contents", []))
 
 
