@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 from crew_helpers import error_message, open_transport, running, settings_for, stored, take
+from support.procs import free_port, scrape
 
 from asya.contracts import headers as h
-from asya.crew.settings import RetrySettings
+from asya.contracts import metrics as names
+from asya.crew.settings import CrewSettings, RetrySettings
+from asya.transports import local
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def _held(settings: CrewSettings, queue: str) -> int:
+    """Messages in a local-transport queue, counting delayed and leased ones.
+
+    ``queue_depth`` counts only visible messages, so a retry error-end scheduled
+    with a delay would hide from it; the queue file itself holds every message.
+    """
+    with contextlib.closing(sqlite3.connect(Path(settings.transport_url) / local.DB_FILE)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (queue,)).fetchone()[0])
 
 
 async def test_retry_restores_the_original_envelope_with_route_unchanged(tmp_path: Path) -> None:
@@ -48,27 +64,34 @@ async def test_retry_restores_the_original_envelope_with_route_unchanged(tmp_pat
 
 async def test_handler_that_always_fails_gets_exactly_the_budget_then_dlq(tmp_path: Path) -> None:
     budget = 4
-    settings = settings_for(tmp_path, retry=RetrySettings(max_attempts=budget, backoff_base_s=0.01, jitter=0.5))
+    port = free_port()
+    settings = settings_for(
+        tmp_path, retry=RetrySettings(max_attempts=budget, backoff_base_s=0.01, jitter=0.5), health_port=port
+    )
     t = await open_transport(settings)
-    attempts = 0
+    retried_attempts: list[int] = []
     try:
         async with running("error-end", settings):
-            # play the failing actor: every envelope that reaches asya-x fails again
-            env = {"id": "always", "route": {"actors": ["x"], "current": 0}, "headers": {}, "payload": 7}
-            attempts += 1
+            # play the failing actor: every envelope error-end sends back to asya-x fails again
             await t.publish(
                 "asya-error-end", json.dumps(error_message("always", ["x"], 0, original_payload=7)).encode()
             )
             for _ in range(budget - 1):
                 [env] = await take(t, "asya-x", 1)
-                attempts += 1
+                retried_attempts.append(env["headers"][h.RETRY_ATTEMPT])
                 failed = error_message("always", ["x"], 0, headers=env["headers"], original_payload=env["payload"])
                 await t.publish("asya-error-end", json.dumps(failed).encode())
             [dead] = await take(t, "asya-dlq", 1)
-        assert attempts == budget
-        assert await t.queue_depth("asya-x") == 0
+            metrics = await asyncio.to_thread(scrape, port)  # the server runs in this loop
+        # error-end's own numbering: one retry per attempt after the first, none twice, none skipped
+        assert retried_attempts == list(range(2, budget + 1))
+        assert metrics.get(f'{names.CREW_RETRIES_SCHEDULED}{{actor="x"}}') == budget - 1
+        assert metrics.get(f'{names.CREW_DEAD_LETTERS}{{actor="x",reason="budget_exhausted"}}') == 1
+        assert sum(v for k, v in metrics.items() if k.startswith(names.CREW_DEAD_LETTERS)) == 1
+        assert _held(settings, "asya-x") == 0
         assert dead["id"] == "always"
         assert dead["headers"][h.DLQ_REASON] == "budget_exhausted"
+        assert dead["headers"][h.RETRY_ATTEMPT] == budget
         assert dead["payload"]["original_payload"] == 7
         [record] = stored(tmp_path / "store", "errors")
         assert record.parent.name == "x"
