@@ -22,6 +22,9 @@ Environment:
   ASYA_RUNTIME_DRAIN_S  seconds to let in-flight calls finish after SIGTERM (30)
 """
 
+# Annotations stay strings: ``str | None`` in a signature is a TypeError at import on 3.9.
+from __future__ import annotations
+
 import asyncio
 import importlib
 import inspect
@@ -43,7 +46,7 @@ SOCKET_NAME = "asya-runtime.sock"
 READY_FILE = "runtime-ready"
 FRAME_HEADER = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 * 1024 * 1024
-HELLO_KEY = "asya_hello"
+HELLO_KEY = "asya_hello"  # a hello frame is an object with this one key, so never an envelope
 FEATURE_STREAM = "stream"
 FEATURE_REUSE = "reuse"
 STREAM_ITEM = "item"
@@ -120,11 +123,33 @@ def error_item(code: str, exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _parsing_error(message: str) -> dict[str, Any]:
+def _parsing_error(message: str, kind: str = "ValueError") -> dict[str, Any]:
     return {
         "error": MSG_PARSING_ERROR,
-        "details": {"message": message, "type": "ValueError", "traceback": ""},
+        "details": {"message": message, "type": kind, "traceback": ""},
     }
+
+
+class FrameTooLarge(Exception):
+    """A request frame declares more bytes than MAX_FRAME_BYTES."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            "request frame of %d bytes is over the runtime's limit of %d bytes (MAX_FRAME_BYTES); keep envelopes "
+            "below it by giving the sidecar an object store (ASYA_STORAGE_URL) so the claim check moves large "
+            "payloads out of the envelope, or raise MAX_FRAME_BYTES in both the runtime and the sidecar"
+            % (size, MAX_FRAME_BYTES)
+        )
+        self.size = size
+
+
+def _is_hello(obj: Any) -> bool:
+    # Exactly one key: an envelope needs 'route' and 'payload', so no envelope is ever taken for a hello.
+    return isinstance(obj, dict) and len(obj) == 1 and HELLO_KEY in obj
+
+
+def _env_id(env: Any) -> str:
+    return str(env.get("id")) if isinstance(env, dict) and env.get("id") is not None else "?"
 
 
 def _check_request(env: Any) -> str | None:
@@ -248,7 +273,7 @@ class Runtime:
             self.server.close()
         try:
             await asyncio.wait_for(self.idle.wait(), drain_s)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # noqa: UP041 - a different class from TimeoutError before 3.11
             log.warning("SIGTERM: %d call(s) still running after %.0fs; exiting anyway", self.inflight, drain_s)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
@@ -256,40 +281,48 @@ class Runtime:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         stream = False
+        env: Any = None  # the request being answered, for the log line if the connection breaks
         try:
             while True:
-                body = await _read_frame(reader)
+                env = None
+                try:
+                    body = await _read_frame(reader)
+                except FrameTooLarge as exc:
+                    log.warning("closing connection: %s", exc)
+                    await _write_frame(writer, [_parsing_error(str(exc), "FrameTooLarge")], stream)
+                    await _discard(reader, exc.size)  # let the sender finish writing, so it reads the answer
+                    return
                 if body is None:
                     return
                 try:
                     env = json.loads(body)
                 except ValueError as exc:
+                    log.warning("request is not valid JSON (%d bytes): %s", len(body), exc)
                     await _write_frame(writer, [_parsing_error("request is not valid JSON: %s" % exc)], stream)
                     continue
-                if isinstance(env, dict) and HELLO_KEY in env:
-                    wanted = env[HELLO_KEY].get("features", []) if isinstance(env[HELLO_KEY], dict) else []
+                if _is_hello(env):
+                    hello = env[HELLO_KEY]
+                    wanted = hello.get("features", []) if isinstance(hello, dict) else []
                     stream = FEATURE_STREAM in wanted
-                    await _write_raw(
-                        writer,
-                        {
-                            HELLO_KEY: {
-                                "protocol": PROTOCOL_VERSION,
-                                "features": [f for f in wanted if f in (FEATURE_STREAM, FEATURE_REUSE)],
-                            }
-                        },
-                    )
+                    agreed = [f for f in wanted if f in (FEATURE_STREAM, FEATURE_REUSE)]
+                    await _write_raw(writer, {HELLO_KEY: {"protocol": PROTOCOL_VERSION, "features": agreed}})
                     continue
                 await self._handle(env, writer, stream)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return  # the sidecar went away (timeout or shutdown): nothing to answer
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            # Usually the sidecar gave up (timeout, shutdown); say which envelope lost its answer.
+            if env is not None:
+                log.warning("connection lost before the result of envelope %s was sent: %r", _env_id(env), exc)
+            else:
+                log.warning("connection lost in the middle of a request frame: %r", exc)
         except Exception:
-            log.exception("runtime connection failed")
+            log.exception("runtime connection failed (envelope %s)", _env_id(env))
         finally:
             writer.close()
 
     async def _handle(self, env: Any, writer: asyncio.StreamWriter, stream: bool) -> None:
         problem = _check_request(env)
         if problem:
+            log.warning("rejected request (envelope %s): %s", _env_id(env), problem)
             await _write_frame(writer, [_parsing_error(problem)], stream)
             return
         self.inflight += 1
@@ -319,6 +352,7 @@ class Runtime:
         """Yield success items as the handler produces them, then at most one error item."""
         arg = inv.env if inv.mode == "envelope" else inv.env["payload"]
         loop = asyncio.get_running_loop()
+        produced = 0  # success items already yielded: a failing generator leaves a partial fan-out behind
         try:
             if inspect.iscoroutinefunction(self.handler) or inspect.isasyncgenfunction(self.handler):
                 result = self.handler(arg)
@@ -334,12 +368,14 @@ class Runtime:
             if _is_async_gen(result):
                 async for value in result:
                     yield inv.to_item(value)
+                    produced += 1
             elif _is_sync_gen(result):
                 while True:
                     value = await loop.run_in_executor(self.pool, next, result, _DONE)
                     if value is _DONE:
                         break
                     yield inv.to_item(value)
+                    produced += 1
             elif isinstance(result, list):
                 items = [inv.to_item(v) for v in result]
                 for item in items:
@@ -347,7 +383,11 @@ class Runtime:
             else:
                 yield inv.to_item(result)
         except Exception as exc:
-            yield _dumps(error_item(PROCESSING_ERROR, exc))
+            failure = error_item(PROCESSING_ERROR, exc)
+            failure["details"]["items_before_error"] = produced
+            if produced:
+                log.warning("envelope %s: handler failed after %d output(s): %r", _env_id(inv.env), produced, exc)
+            yield _dumps(failure)
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
@@ -359,8 +399,20 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
         return None
     (size,) = FRAME_HEADER.unpack(header)
     if size > MAX_FRAME_BYTES:
-        raise ConnectionError("frame of %d bytes exceeds the %d limit" % (size, MAX_FRAME_BYTES))
+        raise FrameTooLarge(size)
     return await reader.readexactly(size)
+
+
+async def _discard(reader: asyncio.StreamReader, size: int) -> None:
+    """Read and drop an oversized body; a corrupt length ends when the peer closes."""
+    try:
+        while size > 0:
+            chunk = await reader.read(min(size, 1 << 20))
+            if not chunk:
+                return
+            size -= len(chunk)
+    except ConnectionError:
+        return  # the caller has logged why this connection closes
 
 
 def _dumps(obj: Any) -> bytes:
