@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -34,7 +35,7 @@ class Child:
 
 
 class Supervisor:
-    """Starts children, restarts them when they exit, stops them in reverse order."""
+    """Starts children, restarts them when they exit, stops them (sidecars first)."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -42,10 +43,12 @@ class Supervisor:
         self._watchers: list[asyncio.Task[None]] = []
         self._stopping = False
         self.socket_root = Path(tempfile.mkdtemp(prefix="asya-dev-"))  # AF_UNIX paths must stay short
+        self._socket_dirs: list[Path] = []
 
     def socket_dir(self, actor: str, replica: int) -> Path:
         d = self.socket_root / f"{actor}-{replica}"
         d.mkdir(parents=True, exist_ok=True)
+        self._socket_dirs.append(d)
         return d
 
     async def start(self, name: str, module_args: list[str], env: Mapping[str, str]) -> Child:
@@ -54,6 +57,15 @@ class Supervisor:
         await self._spawn(child)
         self._watchers.append(asyncio.create_task(self._watch(child)))
         return child
+
+    async def resume(self) -> None:
+        """Start every child again after ``stop`` (same names, environments and socket folders)."""
+        self._stopping = False
+        for d in self._socket_dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        for child in self.children:
+            await self._spawn(child)
+            self._watchers.append(asyncio.create_task(self._watch(child)))
 
     async def _spawn(self, child: Child) -> None:
         with open(child.log_path, "ab") as log:
@@ -71,17 +83,20 @@ class Supervisor:
             with open(child.log_path, "a") as log:
                 log.write(f"\n[asya dev] {child.name} exited with {code}; restart #{child.restarts}\n")
             await asyncio.sleep(min(0.2 * child.restarts, 2.0))  # back off like a crash-looping container
+            if self._stopping:
+                return
             await self._spawn(child)
 
     async def stop(self, grace_s: float = 20.0) -> None:
+        """Stop every child (SIGTERM, then SIGKILL after ``grace_s``) and remove the socket folders."""
         self._stopping = True
         for task in self._watchers:
             task.cancel()
+        self._watchers.clear()
         # Sidecars first so they drain while runtimes still answer; then everything else.
-        order = sorted(self.children, key=lambda c: 0 if c.name.startswith("sidecar") else 1)
         for group in (
-            [c for c in order if c.name.startswith("sidecar")],
-            [c for c in order if not c.name.startswith("sidecar")],
+            [c for c in self.children if c.name.startswith("sidecar")],
+            [c for c in self.children if not c.name.startswith("sidecar")],
         ):
             for child in group:
                 if child.proc and child.proc.returncode is None:
@@ -96,6 +111,7 @@ class Supervisor:
                     with contextlib.suppress(ProcessLookupError):
                         child.proc.kill()
                     await child.proc.wait()
+        shutil.rmtree(self.socket_root, ignore_errors=True)
 
 
 def child_env(extra: Mapping[str, str], pythonpath: Path | None = None) -> dict[str, str]:

@@ -12,9 +12,11 @@ a duplicate delivery store once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
 import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Protocol
@@ -95,8 +97,25 @@ async def put_once(store: ObjectStore, prefix: str, at: float, actor: str, env_i
 class FileStore:
     """A folder laid out like the bucket: local mode, demos and tests."""
 
+    TEMP_DIR = ".tmp"
+    """Hidden folder (under the root, so the rename stays on one file system) for writes in progress."""
+    STALE_TEMP_S = 600.0
+    """A temp file this old belongs to a writer that died mid-write (writes take milliseconds)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._sweep_stale_temp()
+
+    def _sweep_stale_temp(self) -> None:
+        # Several processes share one folder, so only files far older than any live write are removed.
+        temp = self.root / self.TEMP_DIR
+        if not temp.is_dir():
+            return
+        cutoff = time.time() - self.STALE_TEMP_S
+        for path in temp.glob(".tmp-*"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -111,8 +130,11 @@ class FileStore:
     def _put_sync(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # temp file + fsync + rename: a crash never leaves a half-written result
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        temp = self.root / self.TEMP_DIR
+        temp.mkdir(exist_ok=True)
+        # temp file + fsync + rename: a crash never leaves a half-written result, and a writer
+        # killed before the rename leaves its temp file in the hidden folder, not among the results
+        fd, tmp = tempfile.mkstemp(dir=temp, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -142,8 +164,9 @@ class FileStore:
             return []
         keys = []
         for path in base.rglob("*"):
-            if path.is_file() and not path.name.startswith(".tmp-"):
-                key = path.relative_to(self.root).as_posix()
+            rel = path.relative_to(self.root)
+            if path.is_file() and not path.name.startswith(".tmp-") and rel.parts[0] != self.TEMP_DIR:
+                key = rel.as_posix()
                 if key.startswith(prefix):
                     keys.append(key)
         return sorted(keys)

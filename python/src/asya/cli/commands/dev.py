@@ -39,6 +39,6 @@ def run(
 
         result = asyncio.run(devrun.run(spec, opts, render))
         render(result.progress, result.elapsed_s)
-    output.summary(out.resolve(), result.progress, result.elapsed_s, result.complete)
+    output.summary(out.resolve(), result)
     if not result.complete:
         raise typer.Exit(1)
