@@ -24,6 +24,7 @@ from asya.contracts.envelope import (
 )
 from asya.contracts.errors import (
     AsyaError,
+    DlqReason,
     EnvelopeError,
     ErrorCode,
     InfrastructureError,
@@ -40,6 +41,7 @@ __all__ = [
     "ERROR_END",
     "HAPPY_END",
     "AsyaError",
+    "DlqReason",
     "Envelope",
     "EnvelopeError",
     "ErrorCode",

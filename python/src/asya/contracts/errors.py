@@ -24,6 +24,27 @@ class ErrorCode(str, enum.Enum):
     """The handler did not answer within the actor's processing timeout."""
 
 
+class DlqReason(str, enum.Enum):
+    """Why an envelope was dead-lettered (value of the ``x-asya-dlq-reason`` header)."""
+
+    NON_RETRYABLE = "non_retryable"
+    """The error code or exception type is configured as not worth retrying."""
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    """The step failed on every attempt of its budget."""
+    CRASH_LOOP = "crash_loop"
+    """The runtime died on every delivery (``connection_error`` after max deliveries)."""
+    UNPARSABLE = "unparsable"
+    """An end actor could not read the message at all (not JSON, not an object, no id)."""
+    MALFORMED = "malformed"
+    """JSON, but not an error message error-end can act on (no error, no route to retry)."""
+    UNDELIVERABLE = "undeliverable"
+    """The retry could not be published at all (e.g. too large for the transport, no claim check)."""
+    DELIVERY_LIMIT = "delivery_limit"
+    """The broker delivered the message more than ``ASYA_MAX_DELIVERIES`` times, whatever the cause."""
+    PROCESSOR_ERROR = "processor_error"
+    """An end actor itself failed on the message with an unexpected exception (a bug, not the broker)."""
+
+
 class AsyaError(Exception):
     """Root of every error Asya raises on purpose."""
 

@@ -32,7 +32,8 @@ from asya.contracts.envelope import (
     validate_envelope,
 )
 from asya.contracts.errors import EnvelopeError
-from asya.crew import deadletter, retrying
+from asya.crew import retrying
+from asya.engine import failures
 
 REPLAYED_PREFIX = "replayed/"
 """Where replayed dead letters are kept for audit: ``replayed/<YYYY-MM-DD>/<actor>/<id>.json``."""
@@ -77,7 +78,7 @@ class DeadLetterNotFound(LookupError):
 def _info(key: str, record: dict[str, Any]) -> DeadLetterInfo:
     parts = key.split("/")
     day, actor = (parts[1], parts[2]) if len(parts) >= 4 else ("", "")
-    summary = deadletter.error_summary(record)
+    summary = failures.summary(record)
     headers = record.get("headers") if isinstance(record.get("headers"), dict) else {}
     assert isinstance(headers, dict)
     at = headers.get("x-asya-dlq-at")

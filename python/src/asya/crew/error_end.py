@@ -25,10 +25,12 @@ from asya import transports
 from asya.contracts import headers as h
 from asya.contracts import metrics as names
 from asya.contracts.envelope import DLQ_NAME, ERROR_END, encode_envelope, queue_name
-from asya.contracts.errors import PermanentError, TransportFeatureNotSupported
-from asya.crew import deadletter, reporting, retrying
+from asya.contracts.errors import DlqReason, PermanentError, TransportFeatureNotSupported
+from asya.crew import deadletter, retrying
 from asya.crew.consuming import Crew, serve
 from asya.crew.settings import CrewSettings
+from asya.engine import Verdict, failures
+from asya.engine.reporting import RETRYING
 
 log = logging.getLogger("asya.crew.error_end")
 
@@ -67,41 +69,33 @@ async def publish_later(transport: transports.Transport, queue: str, body: bytes
         await transport.publish(queue, body)
 
 
-async def handle(crew: Crew, delivery: transports.Delivery) -> None:
-    """Decide and carry out retry or dead letter for one error message, then ack."""
+async def handle(crew: Crew, delivery: transports.Delivery) -> Verdict:
+    """Decide and carry out retry or dead letter for one error message; ack once that is confirmed."""
     try:
         msg = json.loads(delivery.body)
         if not isinstance(msg, dict):
             raise ValueError(f"a JSON {type(msg).__name__}, not an object")
     except ValueError as exc:
-        record = deadletter.wrap_unparsable(delivery.body, ERROR_END, f"error-end could not parse: {exc}")
-        await deadletter.dead_letter(crew, record, ERROR_END, retrying.DlqReason.UNPARSABLE, str(exc))
-        await delivery.ack()
-        return
+        record = failures.unparseable(delivery.body, ERROR_END, f"error-end could not parse it: {exc}")
+        await deadletter.dead_letter(crew, record, ERROR_END, DlqReason.UNPARSABLE, str(exc))
+        return Verdict.ACK
     decision = retrying.decide(msg, crew.settings.retry)
     if isinstance(decision, retrying.Retry):
         try:
             await schedule_retry(crew, decision)
         except PermanentError as exc:
             # retrying it would fail the same way forever: it becomes a dead letter instead
-            await deadletter.dead_letter(crew, msg, decision.actor, retrying.DlqReason.UNDELIVERABLE, str(exc))
-            await delivery.ack()
-            return
+            await deadletter.dead_letter(crew, msg, decision.actor, DlqReason.UNDELIVERABLE, str(exc))
+            return Verdict.ACK
         crew.metrics.inc(names.CREW_RETRIES_SCHEDULED, actor=decision.actor)
         log.info(
-            "retry %s at %s: attempt %d in %.3fs",
-            msg.get("id"),
-            decision.actor,
-            decision.attempt,
-            decision.delay_s,
+            "retry %s at %s: attempt %d in %.3fs", msg.get("id"), decision.actor, decision.attempt, decision.delay_s
         )
-        await crew.reporter.report(
-            reporting.RETRYING, msg, actor=decision.actor, attempt=decision.attempt, delay_s=decision.delay_s
-        )
+        crew.reporter.final(RETRYING, msg, actor=decision.actor, attempt=decision.attempt, delay_s=decision.delay_s)
     else:
         uri = await deadletter.dead_letter(crew, msg, decision.actor, decision.reason, decision.detail)
         log.info("dead-lettered %s from %s (%s): %s", msg.get("id"), decision.actor, decision.reason.value, uri)
-    await delivery.ack()
+    return Verdict.ACK
 
 
 async def warm_delay_queues(crew: Crew) -> None:

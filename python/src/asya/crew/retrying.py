@@ -12,31 +12,13 @@ one actor do not eat the budget of the next.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import random
 from typing import Any
 
 from asya.contracts import headers as h
 from asya.contracts.envelope import Envelope, validate_envelope
-from asya.contracts.errors import EnvelopeError, ErrorCode
+from asya.contracts.errors import DlqReason, EnvelopeError, ErrorCode
 from asya.crew.settings import RetrySettings
-
-
-class DlqReason(str, enum.Enum):
-    """Why an envelope was dead-lettered (value of the ``x-asya-dlq-reason`` header)."""
-
-    NON_RETRYABLE = "non_retryable"
-    """The error code or exception type is configured as not worth retrying."""
-    BUDGET_EXHAUSTED = "budget_exhausted"
-    """The step failed on every attempt of its budget."""
-    CRASH_LOOP = "crash_loop"
-    """The runtime died on every delivery (``connection_error`` after max deliveries)."""
-    UNPARSABLE = "unparsable"
-    """An end actor could not read the message at all (not JSON, not an object, no id)."""
-    MALFORMED = "malformed"
-    """JSON, but not an error message error-end can act on (no error, no route to retry)."""
-    UNDELIVERABLE = "undeliverable"
-    """The retry could not be published at all (e.g. too large for the transport, no claim check)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +41,10 @@ class DeadLetter:
 
 
 Decision = Retry | DeadLetter
+
+_REASONS = frozenset(r.value for r in DlqReason)
+
+__all__ = ["DeadLetter", "Decision", "DlqReason", "Retry", "decide", "failing_actor", "reset_budget"]
 
 
 def failing_actor(msg: dict[str, Any]) -> str:
@@ -155,6 +141,10 @@ def decide(msg: dict[str, Any], settings: RetrySettings, rng: random.Random | No
         # the sidecar requeues connection errors itself and only sends one here after
         # ASYA_MAX_DELIVERIES deliveries: the handler kills its process every time
         return DeadLetter(actor, DlqReason.CRASH_LOOP, f"runtime connection lost on every delivery: {code}")
+    named = details.get("dlq_reason")
+    if details.get("retryable") is False and named in _REASONS:
+        # the engine gave up on it (delivery limit, a fault while processing): keep its reason
+        return DeadLetter(actor, DlqReason(named), str(details.get("message") or named))
     if details.get("retryable") is False:
         return DeadLetter(actor, DlqReason.NON_RETRYABLE, f"{code} marked non-retryable by the sender")
     # the runtime reports qualified type names (``pkg.mod.ValidationError``): match either form

@@ -11,8 +11,11 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
+from asya.contracts import HAPPY_END
 from asya.contracts.errors import ErrorCode
+from asya.engine.settings import DEFAULT_MAX_DELIVERIES, EngineSettings
 from asya.storage.settings import S3Settings
+from asya.transports import TransportSettings
 
 _DEFAULT_NON_RETRYABLE = (ErrorCode.MSG_PARSING_ERROR.value, "validation_error", "ValidationError")
 
@@ -31,18 +34,20 @@ class RetrySettings:
     """Fraction of the delay randomised (+/-), so retries of a burst spread out."""
     non_retryable: frozenset[str] = frozenset(_DEFAULT_NON_RETRYABLE)
     """Error codes or exception type names that go to the DLQ at once."""
-    max_deliveries: int = 3
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
     """Sidecar deliveries after which a ``connection_error`` counts as a crash loop (non-retryable)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class CrewSettings:
-    """Everything an end actor process needs to run."""
+    """Everything an end actor process needs to run; ``engine(actor)`` gives the shared part."""
 
     transport: str = "local"
     """Transport kind: ``local``, ``rabbitmq`` or ``sqs``."""
     transport_url: str = ""
     """Broker address (AMQP URL, SQS endpoint, or the local transport's directory)."""
+    transport_options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """``ASYA_TRANSPORT_OPT_*`` extras, the same the sidecars get (e.g. RabbitMQ ``queue_type``)."""
     storage_url: str = ""
     """``file:///abs/dir`` or ``s3://bucket/prefix``: where results and dead letters go."""
     s3: S3Settings = dataclasses.field(default_factory=S3Settings)
@@ -52,20 +57,43 @@ class CrewSettings:
     prefetch: int = 16
     """Envelopes processed concurrently (and unacknowledged at most)."""
     health_port: int | None = None
-    """Port of the tiny ``/healthz`` + ``/readyz`` server; None disables it."""
+    """Port of the ``/healthz``, ``/readyz``, ``/metrics`` server; None disables it."""
     visibility_timeout_s: float = 60.0
     """Lease of a received message on local/sqs, seconds; crew work is short."""
     shutdown_grace_s: float = 25.0
     """On SIGTERM, how long in-flight envelopes may take to finish, seconds."""
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    """A message delivered more often than this is dead-lettered with reason ``delivery_limit``."""
     store_retry_max_s: float = 30.0
-    """happy-end's longest pause before giving back a result it could not store (S3 down), seconds."""
+    """happy-end's longest pause between attempts to store a result while the store is down, seconds."""
     retry: RetrySettings = dataclasses.field(default_factory=RetrySettings)
     """error-end's retry policy."""
 
+    def engine(self, actor: str) -> EngineSettings:
+        """The consumer-engine settings of end actor ``actor``."""
+        return EngineSettings(
+            actor=actor,
+            transport=TransportSettings(
+                kind=self.transport,
+                url=self.transport_url,
+                region=self.s3.region,
+                visibility_timeout_s=self.visibility_timeout_s,
+                options=dict(self.transport_options),
+            ),
+            prefetch=self.prefetch,
+            max_deliveries=self.max_deliveries,
+            graceful_shutdown_s=self.shutdown_grace_s,
+            http_port=self.health_port or 0,
+            gateway_url=self.gateway_url or "",
+            storage_url=self.storage_url,
+            s3=self.s3,
+        )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CrewSettings:
-        """Read ``ASYA_*`` and ``AWS_*`` variables; missing ones keep the defaults."""
+        """Read ``ASYA_*`` and ``AWS_*`` variables (the shared ones through ``EngineSettings``)."""
         e = os.environ if env is None else env
+        shared = EngineSettings.from_env(e, actor=HAPPY_END)
         defaults = RetrySettings()
         non_retryable = e.get("ASYA_RETRY_NON_RETRYABLE")
         retry = RetrySettings(
@@ -78,20 +106,20 @@ class CrewSettings:
                 if non_retryable is not None
                 else defaults.non_retryable
             ),
-            max_deliveries=int(e.get("ASYA_MAX_DELIVERIES", defaults.max_deliveries)),
+            max_deliveries=shared.max_deliveries,
         )
-        s3 = S3Settings.from_env(e)
-        port = e.get("ASYA_HEALTH_PORT")
         return cls(
-            transport=e.get("ASYA_TRANSPORT", "local"),
-            transport_url=e.get("ASYA_TRANSPORT_URL", ""),
-            storage_url=e.get("ASYA_STORAGE_URL", ""),
-            s3=s3,
-            gateway_url=e.get("ASYA_GATEWAY_URL") or None,
-            prefetch=int(e.get("ASYA_PREFETCH", 16)),
-            health_port=int(port) if port else None,
-            visibility_timeout_s=float(e.get("ASYA_VISIBILITY_TIMEOUT_S", 60.0)),
-            shutdown_grace_s=float(e.get("ASYA_SHUTDOWN_GRACE_S", 25.0)),
+            transport=shared.transport.kind,
+            transport_url=shared.transport.url,
+            transport_options=dict(shared.transport.options),
+            storage_url=shared.storage_url,
+            s3=shared.s3,
+            gateway_url=shared.gateway_url or None,
+            prefetch=shared.prefetch,
+            health_port=shared.http_port or None,
+            visibility_timeout_s=shared.transport.visibility_timeout_s,
+            shutdown_grace_s=shared.graceful_shutdown_s,
+            max_deliveries=shared.max_deliveries,
             store_retry_max_s=float(e.get("ASYA_STORE_RETRY_MAX_S", 30.0)),
             retry=retry,
         )

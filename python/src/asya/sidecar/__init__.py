@@ -1,12 +1,12 @@
-"""The Asya sidecar: moves envelopes between an actor's queue and its runtime.
+"""The Asya sidecar: the runtime-backed processor of the consumer engine.
 
-Read the data path in order: ``consuming`` (queue, concurrency, shutdown) ->
-``processing`` (one envelope: check, call, publish, ack) -> ``runtime_client``
-(socket protocol) -> ``routing`` (outputs and error envelopes, pure).
+Data path, top to bottom: ``asya.engine.consuming`` (queue, settle) ->
+``processing`` (check, call the runtime, publish) -> ``runtime_client``
+(socket protocol) / ``routing`` (pure: output envelopes) -> ``publishing``
+(confirmed publish to the next queue).
 """
 
-from asya.sidecar.consuming import Sidecar
-from asya.sidecar.processing import Outcome, Processor
+from asya.sidecar.processing import Outcome, RuntimeProcessor
 from asya.sidecar.settings import SidecarSettings
 
-__all__ = ["Outcome", "Processor", "Sidecar", "SidecarSettings"]
+__all__ = ["Outcome", "RuntimeProcessor", "SidecarSettings"]

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from asya.sidecar.consuming import Sidecar
+from asya.contracts import AsyaError
+from asya.engine import Engine, run_until_signalled
+from asya.sidecar.processing import RuntimeProcessor
 from asya.sidecar.settings import SidecarSettings
 
 
 async def _main() -> None:
-    sidecar = Sidecar(SidecarSettings.from_env())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, sidecar.stop)
-    await sidecar.run()
+    settings = SidecarSettings.from_env()
+    await run_until_signalled(Engine(settings.engine, RuntimeProcessor(settings)))
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
@@ -42,7 +40,7 @@ def main() -> int:
     )
     try:
         _event_loop_runner()(_main())
-    except (ValueError, TimeoutError) as exc:  # bad settings or no runtime: say so plainly
+    except (ValueError, TimeoutError, AsyaError) as exc:  # bad settings or no runtime: say so plainly
         logging.getLogger("asya.sidecar").critical("cannot run: %s", exc)
         return 2
     return 0

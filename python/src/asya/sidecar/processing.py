@@ -1,27 +1,26 @@
-"""What happens to one envelope: the sidecar's data path, top to bottom.
+"""What happens to one envelope in a sidecar: the runtime-backed processor.
 
-    receive -> check envelope -> call runtime (with timeout) -> publish outputs
-            -> (every publish confirmed) -> ACK
+    delivery -> check envelope -> (claim check) -> call runtime (timeout bounds the handler)
+             -> publish every output (confirmed) -> Verdict.ACK
 
-``Processor.process`` is the only place an input message is acknowledged or
-given back, so this file answers "where does Asya ack?". Every branch ends in
-a defined place: the next actor's queue, happy-end, error-end, or the same
-queue again (runtime gone; bounded by ``max_deliveries``). A publish that fails
-leaves the input unacknowledged, so the broker redelivers it: outputs may then
-be sent twice (at-least-once), never zero times.
+``RuntimeProcessor`` is plugged into ``asya.engine.Engine``, which does the
+acknowledging (``asya/engine/consuming.py``). Every branch here ends in a
+defined place: the next actor's queue, happy-end, error-end, or back to the
+broker (runtime gone; bounded by the delivery limit). A publish that fails
+raises, the engine gives the input back and the broker redelivers it, so
+outputs may be sent twice (at-least-once), never zero times.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import enum
 import logging
 import time
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any, cast
 
 from asya.contracts import (
-    ERROR_END,
     HAPPY_END,
     EnvelopeError,
     ErrorCode,
@@ -29,16 +28,18 @@ from asya.contracts import (
     current_actor,
     decode_envelope,
     encode_envelope,
-    queue_name,
 )
 from asya.contracts.envelope import Envelope
-from asya.sidecar import routing
-from asya.sidecar.observability import Metrics
-from asya.sidecar.reporting import ProgressReporter
+from asya.engine import Failure, Verdict, failures
+from asya.sidecar import publishing, routing
+from asya.sidecar.observability import SidecarMetrics
 from asya.sidecar.runtime_client import RuntimeClient, RuntimeConnectionError
 from asya.sidecar.settings import SidecarSettings
 from asya.storage import claimcheck
-from asya.transports import ATTEMPT_HEADER, Delivery, Transport
+from asya.transports import Delivery
+
+if TYPE_CHECKING:
+    from asya.engine import Engine
 
 log = logging.getLogger("asya.sidecar")
 
@@ -50,15 +51,13 @@ class Outcome(str, enum.Enum):
     """How one delivery ended; the ``outcome`` label of the processed-messages metric."""
 
     SUCCESS = "success"
-    """Outputs published to the next queue(s) or happy-end, input acked."""
+    """Outputs published to the next queue(s) or happy-end."""
     ENDED_EARLY = "ended_early"
-    """The handler returned nothing: the input went to happy-end, acked."""
+    """The handler returned nothing: the input went to happy-end."""
     ERROR = "error"
-    """The envelope went to error-end (bad input, handler error, timeout), acked."""
+    """The envelope went to error-end (bad input, handler error, timeout)."""
     REQUEUED = "requeued"
-    """The runtime was unreachable: the input went back to this actor's queue."""
-    RETURNED = "returned"
-    """Nothing could be published (broker trouble): left unacked for redelivery."""
+    """The runtime was unreachable: the input goes back to the broker."""
 
 
 class RuntimeGate:
@@ -90,92 +89,72 @@ class RuntimeGate:
         self._open.set()
 
 
-_sent: contextvars.ContextVar[list[int]] = contextvars.ContextVar("asya_sent")
-"""Envelopes published on behalf of the delivery being processed (per task; shared with its publish tasks)."""
+class RuntimeProcessor:
+    """Processes deliveries for one actor by calling its runtime; see the module docstring for the flow."""
 
-
-class Publisher:
-    """Sends envelopes to actor queues and counts them for the delivery being processed.
-
-    With a claim-check store, an envelope over the threshold leaves its payload
-    in the store and travels as a reference (see ``claimcheck``).
-    """
-
-    def __init__(
-        self, transport: Transport, metrics: Metrics, store: claimcheck.BlobStore | None = None, threshold: int = 0
-    ) -> None:
-        self._transport = transport
-        self._metrics = metrics
-        self._ensured: set[str] = set()
-        self._store = store
-        self._threshold = threshold
-
-    async def send(self, actor: str, env: Envelope) -> None:
-        queue = queue_name(actor)
-        if queue not in self._ensured:
-            await self._transport.ensure_queue(queue)
-            self._ensured.add(queue)
-        if self._store is not None:
-            env = await claimcheck.offload(env, self._store, self._threshold)
-        await self._transport.publish(queue, encode_envelope(env))
-        self._metrics.outputs_published.labels(destination=actor).inc()
-        counter = _sent.get(None)
-        if counter is not None:
-            counter[0] += 1
-
-
-class Processor:
-    """Processes deliveries for one actor; see the module docstring for the flow."""
-
-    def __init__(
-        self,
-        settings: SidecarSettings,
-        transport: Transport,
-        runtime: RuntimeClient,
-        metrics: Metrics,
-        reporter: ProgressReporter,
-        store: claimcheck.BlobStore | None = None,
-    ) -> None:
+    def __init__(self, settings: SidecarSettings, runtime: RuntimeClient | None = None) -> None:
         self.settings = settings
-        self.store = store
         self.actor = settings.actor
-        self.transport = transport
-        self.runtime = runtime
-        self.metrics = metrics
-        self.reporter = reporter
-        self.publisher = Publisher(transport, metrics, store, settings.claim_check_bytes)
-        self.gate = RuntimeGate(runtime)
+        self.runtime = runtime or RuntimeClient(settings.socket_dir, pool_size=settings.engine.prefetch)
+        self.gate = RuntimeGate(self.runtime)
         self.abandoned_calls = 0
+        self.engine: Engine | None = None
 
-    async def process(self, delivery: Delivery) -> Outcome:
-        started = time.perf_counter()
-        sent = [0]
-        _sent.set(sent)
+    # --- engine hooks ---
+
+    async def start(self, engine: Engine) -> None:
+        self.engine = engine
+        self.metrics = SidecarMetrics(engine.metrics)
+        self.reporter = engine.reporter
+        self.store = engine.store
+        self.publisher = publishing.Publisher(
+            engine.transport, self.metrics, self.store, self.settings.claim_check_bytes
+        )
+        log.info("actor %s: waiting for the runtime in %s", self.actor, self.settings.socket_dir)
+        await self.runtime.wait_ready(self.settings.runtime_ready_timeout_s)
+
+    def health(self) -> tuple[bool, str]:
+        if self.abandoned_calls >= self.settings.engine.prefetch:
+            # Every slot has been lost to a hung handler at least once: restart the pod.
+            return False, f"{self.abandoned_calls} runtime calls abandoned after timeouts; restart needed"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        return (True, "ok") if self.runtime.is_ready() else (False, "runtime not ready")
+
+    async def close(self) -> None:
+        self.runtime.close()
+
+    async def process(self, delivery: Delivery) -> Verdict:
+        sent = publishing.track()
         try:
-            try:
-                outcome, env = await self._process(delivery)
-            except PermanentError as exc:
-                # An output the broker will never take (e.g. over its size limit with no claim-check
-                # store): redelivering would loop forever, so the input goes to error-end instead.
-                outcome, env = await self._unpublishable(delivery, exc)
-        except Exception as exc:  # broker trouble while publishing: let the broker redeliver
-            log.error("could not finish envelope from %s (%s); leaving it for redelivery", delivery.queue, exc)
-            await _settle_safely(delivery.nack(requeue=True))
-            outcome = Outcome.RETURNED
-        else:
-            await delivery.ack()
-            # The gateway (or `asya dev run`) tracks open work as: +sent -1 per finished delivery.
-            self.reporter.report(env, self.actor, outcome.value, sent=sent[0])
+            outcome, env = await self._process(delivery)
+        except PermanentError as exc:
+            # An output the broker will never take (e.g. over its size limit with no claim-check
+            # store): redelivering would loop forever, so the input goes to error-end instead.
+            outcome, env = await self._unpublishable(delivery, exc)
         self.metrics.processed.labels(outcome=outcome.value).inc()
-        self.metrics.hop_seconds.observe(time.perf_counter() - started)
-        return outcome
+        self.metrics.abandoned.set(self.abandoned_calls)
+        if outcome is Outcome.REQUEUED:
+            return Verdict.GIVE_BACK
+        self.reporter.progress(env, self.actor, outcome.value, sent=len(sent), outputs=sent)
+        return Verdict.ACK
+
+    async def give_up(self, delivery: Delivery, failure: Failure) -> None:
+        record = failures.record_for(delivery.body, self.actor, failure)
+        record = routing.stamp_retry_budget(record, self.settings.retry_defaults)
+        await self.publisher.send(self.settings.engine.error_end, record)
+        self.reporter.progress(record, self.actor, failure.reason.value, sent=1, outputs=[str(record["id"])])
+
+    # --- the data path ---
 
     async def _unpublishable(self, delivery: Delivery, exc: PermanentError) -> tuple[Outcome, Envelope]:
-        env = decode_envelope(delivery.body)
         message = (
             f"an output of actor {self.actor!r} cannot be published: {exc}. Set ASYA_STORAGE_URL so large "
             "payloads travel by claim check, or make the handler return less."
         )
+        # Decoding again may fail (the body itself was the problem): then the engine's give_up path takes it.
+        env = decode_envelope(delivery.body)
         await self._fail(env, ErrorCode.PROCESSING_ERROR.value, {"message": message, "type": type(exc).__name__})
         return Outcome.ERROR, env
 
@@ -184,8 +163,9 @@ class Processor:
             env = decode_envelope(delivery.body)
         except EnvelopeError as exc:
             log.warning("invalid envelope on %s: %s", delivery.queue, exc)
-            wrapped = routing.unparseable_envelope(delivery.body, self.actor, exc.field, exc.reason)
-            await self.publisher.send(ERROR_END, wrapped)
+            wrapped = failures.unparseable(delivery.body, self.actor, str(exc), field=exc.field)
+            wrapped["payload"]["details"]["actor"] = self.actor
+            await self.publisher.send(self.settings.engine.error_end, wrapped)
             return Outcome.ERROR, wrapped
         if current_actor(env) != self.actor:
             await self._fail(env, ErrorCode.MSG_PARSING_ERROR.value, routing.route_mismatch_details(env, self.actor))
@@ -212,9 +192,8 @@ class Processor:
     async def _run(self, env: Envelope, delivery: Delivery, body: bytes) -> Outcome:
         await self.gate.wait()
         try:
-            async with asyncio.timeout(self.settings.processing_timeout_s):
-                return await self._call(env, body)
-        except TimeoutError:
+            return await self._call(env, body)
+        except _HandlerTimeout:
             self.abandoned_calls += 1
             self.metrics.runtime_errors.labels(code=ErrorCode.TIMEOUT_ERROR.value).inc()
             message = (
@@ -229,8 +208,13 @@ class Processor:
             return await self._runtime_lost(env, delivery, exc)
 
     async def _call(self, env: Envelope, body: bytes) -> Outcome:
-        """Stream the runtime's items to their queues; the first item waits for a second to know if it fans out."""
+        """Stream the runtime's items to their queues; the first item waits for a second to know if it fans out.
+
+        The processing timeout bounds only the wait for the runtime's items (the handler); publishing an
+        output is bounded by the transport, whose failure is broker trouble, not a slow handler.
+        """
         started = time.perf_counter()
+        deadline = asyncio.get_running_loop().time() + self.settings.processing_timeout_s
         window: set[asyncio.Task[None]] = set()
         held: dict[str, Any] | None = None
         index = 0
@@ -240,18 +224,27 @@ class Processor:
 
         async def emit(item: dict[str, Any], i: int, many: bool) -> None:
             out = routing.output_envelope(env, item, i, many)
+            dest = self._destination(out)
             if not many:  # the common 1:1 hop: no task, just wait for the confirm
-                await self.publisher.send(routing.destination(out), out)
+                await self.publisher.send(dest, out)
                 return
             while len(window) >= _PUBLISH_WINDOW:
                 done, _ = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     window.discard(task)
                     task.result()
-            window.add(asyncio.create_task(self.publisher.send(routing.destination(out), out)))
+            window.add(asyncio.create_task(self.publisher.send(dest, out)))
 
+        items = self.runtime.call(body)
         try:
-            async for item in self.runtime.call(body):
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        item = await anext(items)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise _HandlerTimeout from None
                 if "error" in item:
                     error = error or item
                     continue
@@ -274,11 +267,15 @@ class Processor:
         except EnvelopeError as exc:  # the handler produced an envelope that breaks the contract
             error = {
                 "error": ErrorCode.PROCESSING_ERROR.value,
-                "details": {"message": str(exc), "type": "EnvelopeError"},
+                "details": {
+                    "message": f"actor {self.actor!r} returned an invalid output: {exc}",
+                    "type": "EnvelopeError",
+                },
             }
         finally:
             for task in window:
                 task.cancel()
+            await cast(AsyncGenerator[dict[str, Any], None], items).aclose()  # closes an unfinished socket
             self.metrics.processing_seconds.observe(time.perf_counter() - started)
 
         if error is not None:
@@ -288,44 +285,37 @@ class Processor:
             return Outcome.ERROR
         if not emitted:
             # None or [] from the handler ends the pipeline here: the input is the result.
-            await self.publisher.send(HAPPY_END, env)
+            await self.publisher.send(self.settings.engine.happy_end, env)
             return Outcome.ENDED_EARLY
         return Outcome.SUCCESS
 
+    def _destination(self, env: Envelope) -> str:
+        dest = routing.destination(env)
+        return self.settings.engine.happy_end if dest == HAPPY_END else dest
+
     async def _fail(self, env: Envelope, code: str, details: dict[str, Any]) -> None:
-        await self.publisher.send(ERROR_END, routing.error_envelope(env, code, details, self.settings.retry_defaults))
+        details = {**details, "actor": self.actor}  # where it failed: the dead letter is filed under this actor
+        record = routing.error_envelope(env, code, details, self.settings.retry_defaults)
+        await self.publisher.send(self.settings.engine.error_end, record)
 
     async def _runtime_lost(self, env: Envelope, delivery: Delivery, exc: Exception) -> Outcome:
-        # Our own requeues carry the count in a transport header; broker redeliveries in delivery.attempt.
-        attempt = max(delivery.attempt, _int(delivery.headers.get(ATTEMPT_HEADER), 1))
-        if attempt < self.settings.max_deliveries:
-            log.warning("runtime lost during %s (delivery %d): %s; requeueing", env["id"], attempt, exc)
-            await self.transport.publish(delivery.queue, delivery.body, headers={ATTEMPT_HEADER: attempt + 1})
-            counter = _sent.get(None)
-            if counter is not None:
-                counter[0] += 1
+        # The transport counts deliveries (broker counter, lease count or its own header on requeue).
+        limit = self.settings.engine.max_deliveries
+        if delivery.attempt < limit:
+            log.warning("runtime lost during %s (delivery %d): %s; giving it back", env["id"], delivery.attempt, exc)
+            publishing.note(str(env["id"]))
             return Outcome.REQUEUED
         message = (
             f"the runtime process died or dropped the connection while handling this envelope on "
-            f"{attempt} deliveries (limit {self.settings.max_deliveries}); the handler may be crashing its "
+            f"{delivery.attempt} deliveries (limit ASYA_MAX_DELIVERIES={limit}); the handler may be crashing its "
             f"process (out of memory, segfault, os._exit). Last error: {exc}"
         )
         await self._fail(env, ErrorCode.CONNECTION_ERROR.value, {"message": message, "type": type(exc).__name__})
         return Outcome.ERROR
 
 
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+class _HandlerTimeout(Exception):
+    """The runtime produced nothing within the processing timeout (internal signal, never leaves this module)."""
 
 
-async def _settle_safely(coro: Any) -> None:
-    try:
-        await coro
-    except Exception as exc:  # the channel is gone; the broker will redeliver on its own
-        log.warning("could not give the message back (%s); the broker redelivers it", exc)
-
-
-__all__ = ["HAPPY_END", "Outcome", "Processor", "Publisher", "RuntimeGate"]
+__all__ = ["Outcome", "RuntimeGate", "RuntimeProcessor"]

@@ -7,12 +7,11 @@ pure makes the data path easy to test and to read.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from asya.contracts import ERROR_END, Envelope, ErrorCode, headers, next_destination, validate_envelope
+from asya.contracts import ERROR_END, Envelope, EnvelopeError, headers, next_destination, validate_envelope
+from asya.engine import failures
 
 # Fields the runtime item replaces; everything else on the input (unknown
 # top-level fields included) is carried over to every output.
@@ -36,6 +35,9 @@ def output_envelope(source: Envelope, item: dict[str, Any], index: int, fan_out:
         out["id"] = item.get("id") or source["id"]
         if item.get("parent_id"):
             out["parent_id"] = item["parent_id"]
+    if "route" not in item or "payload" not in item:
+        missing = "route" if "route" not in item else "payload"
+        raise EnvelopeError(missing, f"the runtime's success item has no {missing!r} (keys: {sorted(item)})")
     out["route"] = item["route"]
     headers = item.get("headers", source.get("headers"))
     if headers is not None:
@@ -52,54 +54,25 @@ def destination(env: Envelope) -> str:
 def error_envelope(
     source: Envelope, code: str, details: dict[str, Any], retry_defaults: Mapping[str, float] | None = None
 ) -> Envelope:
-    """Envelope for error-end: the failing step's route, headers and original payload kept.
+    """Envelope for error-end: the failing step's route, headers and original payload kept, budget stamped."""
+    return stamp_retry_budget(failures.error_message(source, code, details), retry_defaults)
 
-    ``retry_defaults`` (this actor's budget) fill the ``x-asya-retry-*`` headers when the
-    envelope has none for this step; a budget an earlier step left behind is replaced.
+
+def stamp_retry_budget(record: Envelope, retry_defaults: Mapping[str, float] | None) -> Envelope:
+    """Fill the ``x-asya-retry-*`` headers with this actor's budget where the record has none for this step.
+
+    A budget an earlier step left behind is replaced, so each step retries on its own terms.
     """
-    out: Envelope = {k: v for k, v in source.items() if k != "payload"}
-    if retry_defaults:
-        hdrs = dict(source.get("headers") or {})
-        step = source.get("route", {}).get("current")
-        other_step = headers.RETRY_STEP in hdrs and hdrs[headers.RETRY_STEP] != step
-        for key, value in retry_defaults.items():
-            if other_step or key not in hdrs:
-                hdrs[key] = int(value) if key == headers.RETRY_MAX else value
-        out["headers"] = hdrs
-    out["payload"] = {
-        "error": code,
-        "details": _complete(details),
-        "original_payload": source.get("payload"),
-    }
-    return out
-
-
-def unparseable_envelope(body: bytes, actor: str, field: str, message: str) -> Envelope:
-    """Wrap a body that is not a valid envelope so error-end can keep it as evidence.
-
-    The id is derived from the body so a redelivered copy maps to the same dead letter.
-    """
-    digest = hashlib.sha256(body).hexdigest()[:16]
-    try:
-        original: dict[str, Any] = {"original_body": body.decode("utf-8")}
-    except UnicodeDecodeError:
-        original = {"original_body_base64": base64.b64encode(body).decode()}
-    return {
-        "id": f"invalid-{digest}",
-        "route": {"actors": [actor], "current": 0},
-        "headers": {},
-        "payload": {
-            "error": ErrorCode.MSG_PARSING_ERROR.value,
-            "details": _complete(
-                {
-                    "message": f"message received by actor {actor!r} is not a valid envelope: {field}: {message}",
-                    "type": "EnvelopeError",
-                    "field": field,
-                }
-            ),
-            **original,
-        },
-    }
+    if not retry_defaults:
+        return record
+    hdrs = dict(record.get("headers") or {})
+    route = record.get("route")
+    step = route.get("current") if isinstance(route, dict) else None
+    other_step = headers.RETRY_STEP in hdrs and hdrs[headers.RETRY_STEP] != step
+    for key, value in retry_defaults.items():
+        if other_step or key not in hdrs:
+            hdrs[key] = int(value) if key == headers.RETRY_MAX else value
+    return {**record, "headers": hdrs}
 
 
 def route_mismatch_details(env: Envelope, actor: str) -> dict[str, Any]:
@@ -114,17 +87,11 @@ def route_mismatch_details(env: Envelope, actor: str) -> dict[str, Any]:
     }
 
 
-def _complete(details: dict[str, Any]) -> dict[str, Any]:
-    out = {"message": "", "type": "", "traceback": ""}
-    out.update(details)
-    return out
-
-
 __all__ = [
     "ERROR_END",
     "destination",
     "error_envelope",
     "output_envelope",
     "route_mismatch_details",
-    "unparseable_envelope",
+    "stamp_retry_budget",
 ]

@@ -1,0 +1,90 @@
+"""Settings every consumer process shares, parsed once from the environment.
+
+The sidecar and the crew's end actors are both "an engine plus a processor";
+this module reads the variables they have in common (transport and its
+``ASYA_TRANSPORT_OPT_*`` options, concurrency, delivery limit, shutdown grace,
+probes port, gateway, storage, end-actor names). Each processor's own settings
+module adds its variables on top and nothing below the entry points reads
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+from asya.contracts import DLQ_NAME, ERROR_END, HAPPY_END, validate_actor_name
+from asya.storage.settings import S3Settings
+from asya.transports import TransportSettings
+
+DEFAULT_MAX_DELIVERIES = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """What the consumer engine needs to serve one queue."""
+
+    actor: str
+    """The actor whose queue ``asya-<actor>`` this process consumes."""
+    transport: TransportSettings = dataclasses.field(default_factory=TransportSettings)
+    """Broker to consume from and publish to."""
+    prefetch: int = 16
+    """Deliveries processed at once (also the broker prefetch)."""
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES
+    """A message delivered more often than this, for whatever reason, is dead-lettered (``delivery_limit``)."""
+    graceful_shutdown_s: float = 25.0
+    """On SIGTERM, how long in-flight deliveries may finish before they are given back (seconds)."""
+    http_host: str = "0.0.0.0"
+    """Address of the /healthz, /readyz, /metrics server."""
+    http_port: int = 0
+    """Port of that server; 0 disables it."""
+    gateway_url: str = ""
+    """Gateway base URL for progress and final reports; empty disables reporting."""
+    storage_url: str = ""
+    """Object store (``file:///dir`` or ``s3://bucket/prefix``); empty means none."""
+    s3: S3Settings = dataclasses.field(default_factory=S3Settings)
+    """How to reach S3 when ``storage_url`` is ``s3://``."""
+    happy_end: str = HAPPY_END
+    """Actor that receives finished envelopes."""
+    error_end: str = ERROR_END
+    """Actor that receives failures."""
+    dlq: str = DLQ_NAME
+    """Queue of dead letters."""
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, actor: str | None = None, http_port: int = 0
+    ) -> EngineSettings:
+        """Read the shared ``ASYA_*`` variables; ``actor`` overrides ``ASYA_ACTOR`` (crew processes)."""
+        e = os.environ if env is None else env
+        name = validate_actor_name(actor if actor is not None else e.get("ASYA_ACTOR", ""), "ASYA_ACTOR")
+        options = {
+            k.removeprefix("ASYA_TRANSPORT_OPT_").lower(): v
+            for k, v in e.items()
+            if k.startswith("ASYA_TRANSPORT_OPT_")
+        }
+        transport = TransportSettings(
+            kind=e.get("ASYA_TRANSPORT", "local"),
+            url=e.get("ASYA_TRANSPORT_URL", ""),
+            region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", "us-east-1")),
+            # A lease shorter than the processing time would hand the envelope to a second consumer.
+            visibility_timeout_s=max(float(e.get("ASYA_VISIBILITY_TIMEOUT_S", "60")), 1.0),
+            options=options,
+        )
+        port = e.get("ASYA_HTTP_PORT", e.get("ASYA_HEALTH_PORT", ""))
+        return cls(
+            actor=name,
+            transport=transport,
+            prefetch=max(int(e.get("ASYA_PREFETCH", "16")), 1),
+            max_deliveries=max(int(e.get("ASYA_MAX_DELIVERIES", str(DEFAULT_MAX_DELIVERIES))), 1),
+            graceful_shutdown_s=float(e.get("ASYA_GRACEFUL_SHUTDOWN_S", e.get("ASYA_SHUTDOWN_GRACE_S", "25"))),
+            http_host=e.get("ASYA_HTTP_HOST", "0.0.0.0"),
+            http_port=int(port) if port else http_port,
+            gateway_url=e.get("ASYA_GATEWAY_URL", "").rstrip("/"),
+            storage_url=e.get("ASYA_STORAGE_URL", ""),
+            s3=S3Settings.from_env(e),
+            happy_end=validate_actor_name(e.get("ASYA_HAPPY_END_ACTOR", HAPPY_END), "ASYA_HAPPY_END_ACTOR"),
+            error_end=validate_actor_name(e.get("ASYA_ERROR_END_ACTOR", ERROR_END), "ASYA_ERROR_END_ACTOR"),
+            dlq=e.get("ASYA_DLQ_QUEUE", DLQ_NAME),
+        )
