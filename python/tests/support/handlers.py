@@ -137,3 +137,17 @@ def rewrite_done(envelope: dict[str, Any]) -> dict[str, Any]:
 
 def forget_to_advance(envelope: dict[str, Any]) -> dict[str, Any]:
     return envelope
+
+
+def fail_after_gen(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Yields ``n`` items, then raises: a fan-out that breaks half-way."""
+    for i in range(payload["n"]):
+        yield {"i": i}
+    raise RuntimeError(f"source ran dry after {payload['n']} items")
+
+
+async def fail_after_async_gen(payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    for i in range(payload["n"]):
+        await asyncio.sleep(0)
+        yield {"i": i}
+    raise RuntimeError(f"source ran dry after {payload['n']} items")
