@@ -15,6 +15,7 @@ import controlplane
 GROUP, VERSION, PLURAL = "asya.sh", "v1alpha1", "asyncactors"
 OPERATOR_NS = "asya-system"
 OPERATOR_SA = "asya-operator"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}"
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 30, what: str = "condition") -> Any:

@@ -19,11 +19,12 @@ from typing import Any
 import controlplane
 import pytest
 import yaml
-from actorfactory import OPERATOR_NS, OPERATOR_SA, OperatorProcess, new_namespace
+from actorfactory import OPERATOR_NS, OPERATOR_SA, OPERATOR_USER, OperatorProcess, new_namespace
 
 ROOT = controlplane.ROOT
 CRD = ROOT / "crds" / "asyncactor.yaml"
 RBAC = ROOT / "crds" / "rbac" / "operator.yaml"
+RBAC_USAGE_MODULE = "test_zz_rbac_matches_usage.py"
 
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection: `-m "not kube"` never builds
@@ -31,7 +32,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Build the control-plane binaries before any test runs (outside per-test timeouts).
 
     A warm machine returns at once; a fresh one spends 10-25 min in ``ci/build-kube.sh``.
+    Also moves the RBAC-versus-usage comparison to the very end: it judges the audit log
+    of every operator request the session made.
     """
+    last = [item for item in items if item.path.name == RBAC_USAGE_MODULE]
+    if last:
+        items[:] = [item for item in items if item.path.name != RBAC_USAGE_MODULE] + last
     if any(item.get_closest_marker("kube") for item in items):
         controlplane.tool_dir(build=True)
         controlplane.keda_crd_files()
@@ -40,7 +46,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def kube() -> Iterator[controlplane.ControlPlane]:
     """A running control plane with the CRDs and the operator's RBAC installed."""
-    cp = controlplane.ControlPlane()
+    cp = controlplane.ControlPlane(audited_users=[OPERATOR_USER])  # every request: test_zz_rbac_matches_usage.py
     try:
         cp.start()
         cp.install_asya()

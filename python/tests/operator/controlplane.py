@@ -6,7 +6,9 @@ ReplicaSets and Pods, ownerReference garbage collection and namespace deletion a
 ``~/.cache/asya-tools``; built from the Go module proxy when missing). Everything runs on
 free loopback ports in a temp dir; the admin uses a static token (``system:masters``),
 anyone else a real ServiceAccount token from the TokenRequest API. An audit log of every
-write is kept so tests and the benchmark can count API writes per user.
+write is kept so tests and the benchmark can count API writes per user; the users named in
+``audited_users`` (the operator's ServiceAccount in the tests) have every request logged,
+reads and watches too, so the RBAC test can derive what the operator really calls.
 
 Used by ``conftest.py`` (session fixture) and ``bench/operator_bench.py``.
 """
@@ -83,25 +85,38 @@ def make_pki(d: Path) -> None:
     (d / "tokens.csv").write_text(f'{ADMIN_TOKEN},test-admin,uid-admin,"system:masters"\n')
 
 
-AUDIT_POLICY = {
-    "apiVersion": "audit.k8s.io/v1",
-    "kind": "Policy",
-    "omitStages": ["RequestReceived", "ResponseStarted"],
-    "rules": [
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def audit_policy(audited_users: Iterable[str] = ()) -> dict[str, Any]:
+    """Writes of everyone at Metadata level; every request of ``audited_users``.
+
+    The audited users keep ResponseStarted: a watch only completes when it is closed, so
+    without that stage a watch still open when the log is read would be missing.
+    """
+    users = list(audited_users)
+    rules: list[dict[str, Any]] = [
         {"level": "None", "users": ["system:apiserver", "system:kube-controller-manager"]},
         {"level": "None", "userGroups": ["system:serviceaccounts:kube-system"]},
-        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+    ]
+    if users:
+        rules.append({"level": "Metadata", "users": users})
+    rules += [
+        {"level": "Metadata", "verbs": list(WRITE_VERBS), "omitStages": ["ResponseStarted"]},
         {"level": "None"},
-    ],
-}
+    ]
+    return {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"], "rules": rules}
 
 
 class ControlPlane:
     """Start/stop etcd + kube-apiserver (+ kube-controller-manager) in a temp dir."""
 
-    def __init__(self, workdir: Path | None = None, controller_manager: bool = True) -> None:
+    def __init__(
+        self, workdir: Path | None = None, controller_manager: bool = True, audited_users: Iterable[str] = ()
+    ) -> None:
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="asya-kube-"))
         self.with_cm = controller_manager
+        self.audited_users = tuple(audited_users)
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.port = 0
         self.timings: dict[str, float] = {}
@@ -149,7 +164,7 @@ class ControlPlane:
         self.bin = tool_dir()
         self.timings["binaries_s"] = time.monotonic() - t0
         make_pki(self.dir)
-        (self.dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
+        (self.dir / "audit-policy.yaml").write_text(yaml.safe_dump(audit_policy(self.audited_users)))
         t1 = time.monotonic()
         ep, pp = free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{ep}"
@@ -265,19 +280,28 @@ class ControlPlane:
         token = self.kubectl("create", "token", name, "-n", namespace, "--duration=24h").strip()
         return self._write_kubeconfig(self.dir / f"{namespace}-{name}.kubeconfig", token, namespace)
 
-    def audit_writes(self) -> list[dict[str, Any]]:
-        """Every write the audit log recorded so far (batched: up to ~1 s late)."""
-        if not self.audit_log.exists():
-            return []
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every audit event logged so far, oldest first (batched: up to ~1 s late).
+
+        Includes the log files the apiserver rotated away (it rotates at 100 MB).
+        """
+        files = [*sorted(self.dir.glob("audit-*.log")), self.audit_log]  # backups carry a timestamp
         out = []
-        for line in self.audit_log.read_text().splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
+        for path in files:
+            if not path.exists():
                 continue
-            if ev.get("stage") == "ResponseComplete":
-                out.append(ev)
+            for line in path.read_text().splitlines():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:  # a line being written right now
+                    continue
         return out
+
+    def audit_writes(self) -> list[dict[str, Any]]:
+        """Every completed write the audit log recorded so far."""
+        return [
+            ev for ev in self.audit_events() if ev.get("stage") == "ResponseComplete" and ev.get("verb") in WRITE_VERBS
+        ]
 
 
 KEDA_CRDS = ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")
