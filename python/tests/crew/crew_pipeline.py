@@ -4,19 +4,33 @@ Test modules import this as ``crew_pipeline``. Every run gets unique actor
 names, so queues never mix between tests on a shared broker; the crew queues
 (``asya-happy-end``, ``asya-error-end``) are shared by design, so accounting
 always filters on the run's own envelope ids.
+
+Accounting (``account``) counts two things per id: the objects stored (results
+and dead letters) and the crew's final reports (``succeeded`` per store,
+``failed`` per dead letter) caught by a ``RecordingGateway``. Stored keys are
+deterministic, so a second store of the same envelope overwrites the first;
+only the reports see that it happened twice.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import dataclasses
+import http.server
 import json
+import sqlite3
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
 
 from support.procs import Proc, base_env, spawn_runtime, start_runtime, start_sidecar, wait_until
+
+from asya.transports import local
 
 
 class PipelineRun:
@@ -39,9 +53,11 @@ class PipelineRun:
     def actor(self, name: str) -> str:
         return f"{name}-{self.suffix}"
 
-    def start_crew(self) -> None:
+    def start_crew(self, gateway: RecordingGateway | None = None) -> None:
+        """Start happy-end and error-end; with ``gateway``, they send their final reports there."""
+        extra = {"ASYA_GATEWAY_URL": gateway.url} if gateway else {}
         for actor in ("happy-end", "error-end"):
-            env = base_env(**{**self.transport_env, "ASYA_STORAGE_URL": self.storage_url, **self.crew_env})
+            env = base_env(**{**self.transport_env, "ASYA_STORAGE_URL": self.storage_url, **extra, **self.crew_env})
             self.procs.append(Proc([sys.executable, "-m", "asya.crew", actor], env, self.logs / f"{actor}.log"))
 
     def start_actor(
@@ -123,4 +139,108 @@ def wait_accounted(root: Path, ids: set[str], timeout: float, run: PipelineRun) 
         time.sleep(0.2)
 
 
-__all__ = ["PipelineRun", "scan", "wait_accounted", "wait_until"]
+def local_held(transport_url: str, queue: str) -> int:
+    """Messages in a local-transport queue, counting delayed and leased (received, not yet settled) ones.
+
+    ``queue_depth`` counts only visible messages, so it reads 0 while a consumer still
+    holds a delivery or a delayed retry waits; the queue file itself holds every message.
+    """
+    with contextlib.closing(sqlite3.connect(Path(transport_url) / local.DB_FILE)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (queue,)).fetchone()[0])
+
+
+FINAL_STATUSES = frozenset({"succeeded", "failed"})
+"""Final reports that end an envelope (``retrying`` does not)."""
+
+
+class RecordingGateway:
+    """A stand-in for the gateway on loopback that keeps every ``POST /jobs/<id>/final`` body.
+
+    Progress reports and anything else get a 200 and are ignored. Use as a context manager.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._finals: list[dict[str, Any]] = []
+        gateway = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: the crew's client reuses connections
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                parts = urllib.parse.urlsplit(self.path).path.strip("/").split("/")
+                if len(parts) == 3 and parts[0] == "jobs" and parts[2] == "final":
+                    gateway._record(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # one line per report would drown the test output
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _record(self, report: dict[str, Any]) -> None:
+        with self._lock:
+            self._finals.append(report)
+
+    def finals(self, ids: set[str]) -> collections.Counter[str]:
+        """How many final reports (succeeded or failed) each of ``ids`` got."""
+        with self._lock:
+            return collections.Counter(
+                r["id"] for r in self._finals if r.get("id") in ids and r.get("status") in FINAL_STATUSES
+            )
+
+    def __enter__(self) -> RecordingGateway:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Accounting:
+    """Where each of a run's ids ended, from the store and the final reports."""
+
+    results: dict[str, list[Path]]
+    dead: dict[str, list[Path]]
+    finals: collections.Counter[str]
+    lost: frozenset[str]
+    """Neither stored as a result nor as a dead letter."""
+    duplicated: frozenset[str]
+    """Stored more than once (two objects, or result and dead letter) or finally reported more than once."""
+    unreported: frozenset[str]
+    """Stored but never reported: their report count says nothing, so duplicates could hide there."""
+
+
+def account(root: Path, ids: set[str], gateway: RecordingGateway) -> Accounting:
+    """Count stores and final reports per id. Read it after the crew stopped, so no report is still on its way."""
+    results, dead = scan(root, ids)
+    finals = gateway.finals(ids)
+    stored = set(results) | set(dead)
+    return Accounting(
+        results=results,
+        dead=dead,
+        finals=finals,
+        lost=frozenset(ids - stored),
+        duplicated=frozenset(i for i in ids if len(results.get(i, ())) + len(dead.get(i, ())) > 1 or finals[i] > 1),
+        unreported=frozenset(stored - set(finals)),
+    )
+
+
+__all__ = [
+    "Accounting",
+    "PipelineRun",
+    "RecordingGateway",
+    "account",
+    "local_held",
+    "scan",
+    "wait_accounted",
+    "wait_until",
+]

@@ -5,6 +5,10 @@ permanently; every envelope ends as exactly one stored result or exactly one
 dead letter. Real sidecar + runtime processes per actor, real crew processes,
 real brokers (RabbitMQ, ElasticMQ); storage is a folder so the accounting reads
 it directly (S3 storage has its own tests). ``ASYA_CONSERVATION_N`` overrides N.
+
+Lost and duplicated are counted, not assumed: per id, the objects stored and the
+crew's final reports to a recording gateway (``crew_pipeline.account``). A test
+that publishes one final envelope twice checks that the count sees it.
 """
 
 from __future__ import annotations
@@ -17,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crew_pipeline import PipelineRun, scan, wait_accounted
+from crew_pipeline import PipelineRun, RecordingGateway, account, local_held, wait_accounted, wait_until
 
 from asya import transports
-from asya.contracts.envelope import encode_envelope, queue_name
+from asya.contracts.envelope import HAPPY_END, encode_envelope, queue_name
 
 N = int(os.environ.get("ASYA_CONSERVATION_N", "1000"))
 PERMANENT_EVERY = 100
 """Every 100th envelope fails permanently at the middle actor (1 %)."""
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 
 
 def _transport_env(kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
@@ -37,6 +41,7 @@ def _transport_env(kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
     return {**server.env(), "ASYA_VISIBILITY_TIMEOUT_S": "30"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind", [pytest.param("rabbitmq", marks=pytest.mark.rabbitmq), pytest.param("sqs", marks=pytest.mark.sqs)]
 )
@@ -61,61 +66,65 @@ async def test_every_envelope_is_a_result_or_a_dead_letter_exactly_once(
     ids = {f"cons-{run.suffix}-{i:05d}" for i in range(N)}
     t = transports.create(transports.TransportSettings(kind=kind, url=env["ASYA_TRANSPORT_URL"]))
     await t.connect()
-    try:
-        for actor in (a, b, c, "happy-end", "error-end"):
-            await t.ensure_queue(queue_name(actor))
-        run.start_crew()
-        for actor in (a, b, c):
-            run.start_actor(
-                actor,
-                "crew.faulty_handlers.flaky",
-                runtime_env={"FLAKY_RATE": "0.1"},
-                sidecar_env={"ASYA_PREFETCH": 32},
-            )
-        started = time.monotonic()
+    with RecordingGateway() as gateway:
+        try:
+            for actor in (a, b, c, "happy-end", "error-end"):
+                await t.ensure_queue(queue_name(actor))
+            run.start_crew(gateway)
+            for actor in (a, b, c):
+                run.start_actor(
+                    actor,
+                    "crew.faulty_handlers.flaky",
+                    runtime_env={"FLAKY_RATE": "0.1"},
+                    sidecar_env={"ASYA_PREFETCH": 32},
+                )
+            started = time.monotonic()
 
-        async def feed(i: int) -> None:
-            payload: dict[str, Any] = {"i": i}
-            if i % PERMANENT_EVERY == 7:
-                payload["permanent_at"] = b
-            envelope = {
-                "id": f"cons-{run.suffix}-{i:05d}",
-                "route": {"actors": [a, b, c], "current": 0},
-                "headers": {"x-test": "conservation"},
-                "payload": payload,
-            }
-            await t.publish(queue_name(a), encode_envelope(envelope))
+            async def feed(i: int) -> None:
+                payload: dict[str, Any] = {"i": i}
+                if i % PERMANENT_EVERY == 7:
+                    payload["permanent_at"] = b
+                envelope = {
+                    "id": f"cons-{run.suffix}-{i:05d}",
+                    "route": {"actors": [a, b, c], "current": 0},
+                    "headers": {"x-test": "conservation"},
+                    "payload": payload,
+                }
+                await t.publish(queue_name(a), encode_envelope(envelope))
 
-        gate = asyncio.Semaphore(32)
+            gate = asyncio.Semaphore(32)
 
-        async def gated(i: int) -> None:
-            async with gate:
-                await feed(i)
+            async def gated(i: int) -> None:
+                async with gate:
+                    await feed(i)
 
-        await asyncio.gather(*(gated(i) for i in range(N)))
-        await asyncio.to_thread(wait_accounted, store, ids, 420, run)
-        elapsed = time.monotonic() - started
+            await asyncio.gather(*(gated(i) for i in range(N)))
+            await asyncio.to_thread(wait_accounted, store, ids, 420, run)
+            elapsed = time.monotonic() - started
 
-        # quiesce: nothing left in flight that could still add a second copy
-        async def idle() -> bool:
-            depths = [await t.queue_depth(queue_name(x)) for x in (a, b, c, "happy-end", "error-end")]
-            return not any(depths)
+            # quiesce: nothing left in flight that could still add a second copy
+            async def idle() -> bool:
+                depths = [await t.queue_depth(queue_name(x)) for x in (a, b, c, "happy-end", "error-end")]
+                return not any(depths)
 
-        deadline = time.monotonic() + 60
-        while not await idle():
-            assert time.monotonic() < deadline, "queues did not drain"
-            await asyncio.sleep(0.2)
-        results, dead = scan(store, ids)
-    finally:
-        run.stop()
-        await t.close()
+            deadline = time.monotonic() + 60
+            while not await idle():
+                assert time.monotonic() < deadline, "queues did not drain"
+                await asyncio.sleep(0.2)
+            run.stop()  # the crew flushes its reports on SIGTERM: after this none is still on its way
+            tally = account(store, ids, gateway)
+        finally:
+            run.stop()
+            await t.close()
 
-    assert not set(results) & set(dead), (
-        f"stored both as result and dead letter: {sorted(set(results) & set(dead))[:5]}"
+    results, dead = tally.results, tally.dead
+    assert not tally.unreported, (
+        f"{len(tally.unreported)} stored id(s) never reported, e.g. {sorted(tally.unreported)[:5]}"
     )
-    assert all(len(files) == 1 for files in results.values()), "a result stored twice"
-    assert all(len(files) == 1 for files in dead.values()), "a dead letter stored twice"
-    assert set(results) | set(dead) == ids
+    assert not tally.duplicated, f"{len(tally.duplicated)} id(s) stored or reported more than once, e.g. " + ", ".join(
+        f"{i}: {tally.finals[i]} report(s)" for i in sorted(tally.duplicated)[:5]
+    )
+    assert not tally.lost, f"{len(tally.lost)} id(s) lost, e.g. {sorted(tally.lost)[:5]}"
     permanent = {f"cons-{run.suffix}-{i:05d}" for i in range(N) if i % PERMANENT_EVERY == 7}
     assert permanent <= set(dead), "a permanently failing envelope was not dead-lettered"
     records = {i: json.loads(dead[i][0].read_bytes()) for i in set(dead)}
@@ -138,14 +147,48 @@ async def test_every_envelope_is_a_result_or_a_dead_letter_exactly_once(
             "dead_letters": len(dead),
             "permanent": len(permanent),
             "budget_exhausted": len(exhausted),
-            "lost": 0,
-            "duplicated": 0,
+            "lost": len(tally.lost),
+            "duplicated": len(tally.duplicated),
         }
         Path(report).write_text(json.dumps(figures, indent=2))
     print(
         f"\nconservation on {kind}: N={N} in {elapsed:.1f}s ({N / elapsed:.0f} env/s): "
         f"{len(results)} results, {len(dead)} dead letters ({len(permanent)} permanent, "
-        f"{len(exhausted)} budget exhausted), 0 lost, 0 duplicated"
+        f"{len(exhausted)} budget exhausted), {len(tally.lost)} lost, {len(tally.duplicated)} duplicated"
     )
     # 3 attempts per step at a 10 % failure rate: ~0.1 % of envelopes per step may exhaust the budget
     assert len(exhausted) <= max(5, N // 50)
+
+
+async def test_accounting_counts_a_final_envelope_published_twice(tmp_path: Path) -> None:
+    """The same final envelope reaches happy-end twice: stored once (same key), counted as duplicated."""
+    queues = tmp_path / "queues"
+    env = {"ASYA_TRANSPORT": "local", "ASYA_TRANSPORT_URL": str(queues)}
+    store = tmp_path / "store"
+    run = PipelineRun(tmp_path, env, store.as_uri())
+    sent = [f"dup-{run.suffix}-{i}" for i in range(5)]
+    never_sent = f"dup-{run.suffix}-never"
+    twice = sent[2]
+    t = transports.create(transports.TransportSettings(kind="local", url=str(queues)))
+    await t.connect()
+    try:
+        with RecordingGateway() as gateway:
+            run.start_crew(gateway)
+            for env_id in [*sent, twice]:
+                final = {"id": env_id, "route": {"actors": ["z"], "current": 1}, "headers": {}, "payload": env_id}
+                await t.publish(queue_name(HAPPY_END), encode_envelope(final))
+            await asyncio.to_thread(wait_accounted, store, set(sent), 30, run)
+            # every delivery settled (not just hidden behind a lease): happy-end has handled both copies
+            await asyncio.to_thread(
+                wait_until, lambda: local_held(str(queues), queue_name(HAPPY_END)) == 0, 30, what="happy-end drained"
+            )
+            run.stop()
+            tally = account(store, {*sent, never_sent}, gateway)
+    finally:
+        run.stop()
+        await t.close()
+    assert [len(tally.results[i]) for i in sent] == [1] * len(sent), "same key: the second store overwrote the first"
+    assert tally.duplicated == {twice}
+    assert tally.finals[twice] == 2
+    assert tally.lost == {never_sent}
+    assert not tally.unreported

@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 from crew_helpers import error_message, open_transport, running, settings_for, stored, take
+from crew_pipeline import local_held
 from support.procs import free_port, scrape
 
 from asya.contracts import headers as h
 from asya.contracts import metrics as names
-from asya.crew.settings import CrewSettings, RetrySettings
-from asya.transports import local
+from asya.crew.settings import RetrySettings
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def _held(settings: CrewSettings, queue: str) -> int:
-    """Messages in a local-transport queue, counting delayed and leased ones.
-
-    ``queue_depth`` counts only visible messages, so a retry error-end scheduled
-    with a delay would hide from it; the queue file itself holds every message.
-    """
-    with contextlib.closing(sqlite3.connect(Path(settings.transport_url) / local.DB_FILE)) as db:
-        return int(db.execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (queue,)).fetchone()[0])
 
 
 async def test_retry_restores_the_original_envelope_with_route_unchanged(tmp_path: Path) -> None:
@@ -88,7 +76,7 @@ async def test_handler_that_always_fails_gets_exactly_the_budget_then_dlq(tmp_pa
         assert metrics.get(f'{names.CREW_RETRIES_SCHEDULED}{{actor="x"}}') == budget - 1
         assert metrics.get(f'{names.CREW_DEAD_LETTERS}{{actor="x",reason="budget_exhausted"}}') == 1
         assert sum(v for k, v in metrics.items() if k.startswith(names.CREW_DEAD_LETTERS)) == 1
-        assert _held(settings, "asya-x") == 0
+        assert local_held(settings.transport_url, "asya-x") == 0
         assert dead["id"] == "always"
         assert dead["headers"][h.DLQ_REASON] == "budget_exhausted"
         assert dead["headers"][h.RETRY_ATTEMPT] == budget
