@@ -26,6 +26,7 @@ def test_protocol_constants_match_contracts() -> None:
         "STREAM_ITEM",
         "STREAM_END",
         "SOCKET_DIR_DEFAULT",
+        "PROTOCOL_VERSION",
     ):
         assert getattr(server, name) == getattr(protocol, name), name
     assert server.FRAME_HEADER.format == protocol.FRAME_HEADER.format

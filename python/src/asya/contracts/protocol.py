@@ -21,7 +21,11 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 # Negotiated extension: the runtime lists the features it offers in the ready
 # file as JSON; a sidecar that wants them opens a connection with a hello frame.
 # A peer that does not advertise or send a hello gets the plain 0.1.x protocol.
+# A hello frame (and its answer) is a JSON object whose only key is HELLO_KEY:
+# an envelope needs "route" and "payload", so no envelope is ever read as a hello,
+# and an envelope may carry a top-level "asya_hello" field like any unknown field.
 HELLO_KEY = "asya_hello"
+PROTOCOL_VERSION = 1
 FEATURE_STREAM = "stream"
 """Generator outputs are sent as separate frames while the handler runs."""
 FEATURE_REUSE = "reuse"

@@ -119,14 +119,22 @@ class RuntimeClient:
             raise RuntimeConnectionError(f"cannot connect to runtime at {self.socket_path}: {exc}") from exc
         conn = _Conn(reader, writer, stream=False)
         if self.features:
-            hello = {protocol.HELLO_KEY: {"features": sorted(self.features)}}
+            hello = {protocol.HELLO_KEY: {"protocol": protocol.PROTOCOL_VERSION, "features": sorted(self.features)}}
             try:
                 writer.write(encode_frame(json.dumps(hello).encode()))
                 answer = json.loads(await read_frame(reader))
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 conn.close()
                 raise RuntimeConnectionError(f"runtime hello failed: {exc}") from exc
-            agreed = answer.get(protocol.HELLO_KEY, {}).get("features", []) if isinstance(answer, dict) else []
+            if not (isinstance(answer, dict) and set(answer) == {protocol.HELLO_KEY}):
+                # It advertised features but answered like a plain 0.1.x runtime (which may
+                # close after one answer): speak the plain protocol to it from now on.
+                conn.close()
+                self.features = frozenset()
+                return await self._open()
+            agreed = (
+                answer[protocol.HELLO_KEY].get("features", []) if isinstance(answer[protocol.HELLO_KEY], dict) else []
+            )
             conn.stream = protocol.FEATURE_STREAM in agreed
         return conn
 
