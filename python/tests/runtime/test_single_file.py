@@ -64,3 +64,22 @@ def test_copied_file_runs_outside_the_package(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_sigterm_the_moment_the_ready_file_exists_still_drains(tmp_path: Path) -> None:
+    # Kubernetes may stop a pod right after it turned ready: the handler must already be installed.
+    code = (
+        "import os, signal, sys\n"
+        "from asya.runtime import server\n"
+        "start = server.Runtime.start\n"
+        "async def start_then_sigterm(self):\n"
+        "    await start(self)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "server.Runtime.start = start_then_sigterm\n"
+        "sys.exit(server.main())\n"
+    )
+    env = base_env(ASYA_HANDLER="support.handlers.echo", ASYA_SOCKET_DIR=tmp_path / "s")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert "signal received: draining 0 in-flight call(s)" in res.stderr
+    assert not (tmp_path / "s" / "runtime-ready").exists()

@@ -124,10 +124,7 @@ def error_item(code: str, exc: BaseException) -> dict[str, Any]:
 
 
 def _parsing_error(message: str, kind: str = "ValueError") -> dict[str, Any]:
-    return {
-        "error": MSG_PARSING_ERROR,
-        "details": {"message": message, "type": kind, "traceback": ""},
-    }
+    return {"error": MSG_PARSING_ERROR, "details": {"message": message, "type": kind, "traceback": ""}}
 
 
 class FrameTooLarge(Exception):
@@ -135,10 +132,10 @@ class FrameTooLarge(Exception):
 
     def __init__(self, size: int) -> None:
         super().__init__(
-            "request frame of %d bytes is over the runtime's limit of %d bytes (MAX_FRAME_BYTES); keep envelopes "
-            "below it by giving the sidecar an object store (ASYA_STORAGE_URL) so the claim check moves large "
-            "payloads out of the envelope, or raise MAX_FRAME_BYTES in both the runtime and the sidecar"
-            % (size, MAX_FRAME_BYTES)
+            "request frame of %d bytes is over the runtime's limit of %d bytes: MAX_FRAME_BYTES, a constant of "
+            "this file and asya.contracts.protocol (raise both to change it). The sidecar's claim check does not "
+            "shrink this frame (it resolves references before calling the handler); pass large data by reference "
+            "instead, e.g. an object-store key in the payload that the handler reads" % (size, MAX_FRAME_BYTES)
         )
         self.size = size
 
@@ -214,14 +211,6 @@ class Invocation:
         return value
 
 
-def _is_sync_gen(obj: Any) -> bool:
-    return inspect.isgenerator(obj)
-
-
-def _is_async_gen(obj: Any) -> bool:
-    return inspect.isasyncgen(obj)
-
-
 _DONE = object()
 
 
@@ -252,12 +241,7 @@ class Runtime:
         tmp = self.ready_path + ".tmp"
         with open(tmp, "w") as fh:
             json.dump(
-                {
-                    "protocol": PROTOCOL_VERSION,
-                    "features": [FEATURE_STREAM, FEATURE_REUSE],
-                    "pid": os.getpid(),
-                },
-                fh,
+                {"protocol": PROTOCOL_VERSION, "features": [FEATURE_STREAM, FEATURE_REUSE], "pid": os.getpid()}, fh
             )
         os.replace(tmp, self.ready_path)  # atomic: a reader never sees a half-written file
         log.info("runtime ready: socket=%s mode=%s", self.socket_path, self.mode)
@@ -364,12 +348,12 @@ class Runtime:
                     result = await result
             if result is None:
                 return
-            inv.streaming = _is_async_gen(result) or _is_sync_gen(result)
-            if _is_async_gen(result):
+            inv.streaming = inspect.isasyncgen(result) or inspect.isgenerator(result)
+            if inspect.isasyncgen(result):
                 async for value in result:
                     yield inv.to_item(value)
                     produced += 1
-            elif _is_sync_gen(result):
+            elif inspect.isgenerator(result):
                 while True:
                     value = await loop.run_in_executor(self.pool, next, result, _DONE)
                     if value is _DONE:
@@ -459,11 +443,11 @@ async def serve(handler_path: str, mode: str, socket_dir: str, threads: int, dra
     """Run until SIGTERM/SIGINT; return how many calls were still running at exit."""
     handler = load_handler(handler_path)
     runtime = Runtime(handler, mode, socket_dir, threads)
-    await runtime.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before the ready file: a SIGTERM right after it must drain
         loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
     await stop.wait()
     log.info("signal received: draining %d in-flight call(s)", runtime.inflight)
     await runtime.stop(drain_s)
