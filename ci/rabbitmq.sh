@@ -4,6 +4,8 @@
 #   ci/rabbitmq.sh start DIR     start a node with data in DIR; prints AMQP_URL=... and writes DIR/env
 #   ci/rabbitmq.sh stop DIR      stop it (rabbitmqctl stop, then its private epmd)
 #   ci/rabbitmq.sh restart DIR   stop + start on the same node name, ports and data (messages survive)
+#   ci/rabbitmq.sh crash DIR     kill -9 the node's Erlang VM (no clean shutdown), wait until it is gone;
+#                                `start DIR` brings it back on the same ports and data
 #
 # Everything lives in DIR and on free 127.0.0.1 ports (AMQP, Erlang distribution, epmd),
 # so it neither needs nor disturbs a node Debian may have started on 5672/4369.
@@ -108,6 +110,22 @@ stop_node() {
   rm -f "$DIR/server.pid"
 }
 
+crash_node() {
+  # The VM writes its own OS pid to RABBITMQ_PID_FILE; SIGKILL it like a power cut would:
+  # nothing is flushed, no queue is closed cleanly. Its parent start script then exits.
+  load_env
+  local beam script=""
+  beam=$(cat "$RABBITMQ_PID_FILE")
+  [ -f "$DIR/server.pid" ] && script=$(cat "$DIR/server.pid")
+  kill -KILL "$beam"
+  local deadline=$((SECONDS + 30))
+  while kill -0 "$beam" 2>/dev/null || { [ -n "$script" ] && kill -0 "$script" 2>/dev/null; }; do
+    if [ $SECONDS -ge $deadline ]; then echo "rabbitmq: VM $beam still alive after SIGKILL" >&2; exit 1; fi
+    sleep 0.1
+  done
+  rm -f "$DIR/server.pid" "$RABBITMQ_PID_FILE"
+}
+
 stop_epmd() {
   [ -f "$DIR/env" ] || return 0
   load_env
@@ -118,5 +136,6 @@ case "$CMD" in
   start) start ;;
   stop) stop_node; stop_epmd ;;
   restart) stop_node; start ;;
+  crash) crash_node ;;
   *) usage ;;
 esac

@@ -56,3 +56,42 @@ async def test_a_deleted_delay_queue_is_declared_again(rmq: Any) -> None:
     d = await asyncio.wait_for(anext(it), 10)
     assert d.body == b"two"
     await d.ack()
+
+
+K_CRASH = 200
+"""Retries waiting in delay queues when the broker is SIGKILLed."""
+
+
+@pytest.mark.timeout(180)
+async def test_every_delayed_message_survives_a_kill_9_of_the_broker(rmq: Any, rabbitmq_server: Any) -> None:
+    # Classic delay queues dead-letter at most once: whatever expires in the moments before the
+    # kill is gone from the delay queue and not yet safe in the target. So the delays are spread
+    # across the kill (3-5 s, the kill at ~4 s) and some expire on each side of it.
+    t, q = rmq
+    delays_ms = [3000 + 100 * (i % 20) for i in range(K_CRASH)]
+    expected = {f"retry-{i}".encode() for i in range(K_CRASH)}
+    await _rabbitmq_delays.predeclare(t, [ms / 1000 for ms in delays_ms])
+    start = time.monotonic()
+    await asyncio.gather(
+        *(
+            _rabbitmq_delays.publish_delayed(t, q, f"retry-{i}".encode(), delay_s=ms / 1000)
+            for i, ms in enumerate(delays_ms)
+        )
+    )
+    parked = sum([await t.queue_depth(_rabbitmq_delays.delay_name(ms)) for ms in sorted(set(delays_ms))])
+    assert time.monotonic() - start < 3.0, "too slow to count the parked messages before the first expiry"
+    assert parked == K_CRASH  # all confirmed and waiting before the kill
+    await asyncio.sleep(max(0.0, 4.0 - (time.monotonic() - start)))  # aim the kill into the expiry window
+    await asyncio.to_thread(rabbitmq_server.crash)
+    await asyncio.to_thread(rabbitmq_server.start)
+    seen: set[bytes] = set()
+    it = t.consume(q, prefetch=50)
+    try:
+        while seen != expected:
+            d = await asyncio.wait_for(anext(it), 60)
+            seen.add(d.body)
+            await d.ack()
+    except TimeoutError:
+        pytest.fail(f"{len(expected - seen)} of {K_CRASH} delayed messages never came back after kill -9")
+    finally:
+        await it.aclose()  # type: ignore[attr-defined]

@@ -27,8 +27,9 @@ prefetch)`` so the iterator is closed after the test too. Capabilities come from
 attributes: ``DelayContract`` skips when ``supports_delay`` is False.
 Transports with leases (local, SQS) should use ``visibility_timeout_s=LEASE_S``
 so a message left unsettled by a dead consumer returns within the deadlines.
-A mixin may set ``exact_attempts = False`` when its broker cannot count
-redeliveries (only "redelivered": attempt 2 stands for "2 or more").
+Every transport counts deliveries exactly: a message nacked (requeue) k
+times arrives with ``attempt == k + 1`` (the consumer engine dead-letters on
+that count, so "redelivered" alone is not enough).
 
 Absence ("nothing else arrives") is checked by publishing a marker after the
 fact and consuming up to it, not by sleeping; only the prefetch test bounds
@@ -42,7 +43,7 @@ import contextlib
 import inspect
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,8 @@ LEASE_S = 2.0
 """Visibility timeout lease-based transports should use in these tests."""
 QUIET_S = 0.5
 """How long the prefetch test waits for a delivery that must not arrive."""
+NACKS = 3
+"""How often the attempt-counting test requeues one message."""
 
 
 async def next_delivery(it: AsyncIterator[Delivery], timeout: float = DEADLINE_S) -> Delivery:
@@ -95,9 +98,6 @@ async def eventually(check: Callable[[], Any], timeout: float = DEADLINE_S) -> N
 
 class TransportContract:
     """Shared plumbing: transports, iterators and queues a test opens are cleaned up."""
-
-    exact_attempts: ClassVar[bool] = True
-    """False where the broker only says "redelivered" (RabbitMQ classic queues): attempt is then 1 or 2."""
 
     def settings(self) -> transports.TransportSettings:
         raise NotImplementedError("the config mixin provides settings()")
@@ -225,14 +225,19 @@ class AckNackContract(TransportContract):
         q = await self.new_queue(t)
         await t.publish(q, b"job")
         it = self.consume(t, q)
-        attempts = []
-        for _ in range(3):
+        attempts, ids = [], set()
+        for _ in range(NACKS):
             d = await next_delivery(it)
             assert d.body == b"job"
             attempts.append(d.attempt)
+            ids.add(d.message_id)
             await d.nack(requeue=True)
-        assert attempts == ([1, 2, 3] if self.exact_attempts else [1, 2, 2])
-        await (await next_delivery(it)).ack()
+        last = await next_delivery(it)
+        attempts.append(last.attempt)
+        ids.add(last.message_id)
+        assert attempts == list(range(1, NACKS + 2)), "a message nacked k times must arrive with attempt k+1"
+        assert len(ids) == 1 and "" not in ids, f"one stable message id across requeues, got {ids}"
+        await last.ack()
 
     async def test_nack_without_requeue_drops(self) -> None:
         t = await self.make_transport()
@@ -251,7 +256,14 @@ class AckNackContract(TransportContract):
         await d.ack()
         await d.ack()
         await d.nack(requeue=True)
-        assert d.settled
+        # The broker decides: the message is gone for good. Closing hands back anything still
+        # unacked (AMQP) or leased; a marker published to show up after the lease would have
+        # run out (where leases exist) must be the only thing a fresh consumer sees.
+        await t.close()
+        t2 = await self.make_transport()
+        await t2.publish(q, b"marker", delay_s=LEASE_S + 0.5 if t2.supports_delay else 0.0)
+        assert await until_marker(self.consume(t2, q), b"marker") == []
+        assert await t2.queue_depth(q) == 0
 
     async def test_delivery_can_be_settled_after_iterator_stops(self) -> None:
         # The sidecar stops iterating on SIGTERM and acks its in-flight work afterwards.

@@ -32,7 +32,6 @@ class RabbitMQConfig:
     """Config mixin: the session broker; ``restart_broker`` makes DurabilityContract restart it."""
 
     queue_type = "classic"
-    exact_attempts = False  # classic queues only flag "redelivered"
 
     @pytest.fixture(autouse=True)
     def _rabbitmq(self, rabbitmq_server: Any) -> None:
@@ -50,7 +49,6 @@ class QuorumConfig(RabbitMQConfig):
     """Quorum queues count redeliveries themselves (``x-delivery-count``)."""
 
     queue_type = "quorum"
-    exact_attempts = True
 
 
 class TestRabbitMQPublishConsume(RabbitMQConfig, PublishConsumeContract): ...

@@ -7,7 +7,7 @@ reports ``supports_delay = False``; ``RabbitMQTransport.publish(delay_s=...)``
 may delegate here too.
 
 How: for a delay of ``ms`` milliseconds we keep a fanout exchange
-``asya-delay-<ms>`` bound to a durable queue ``asya-delay-<ms>`` declared with
+``asya-delayq-<ms>`` bound to a durable queue ``asya-delayq-<ms>`` declared with
 ``x-message-ttl = ms`` and ``x-dead-letter-exchange = ""``. A message is
 published to that exchange with the *target queue* as routing key; the fanout
 ignores the key and parks the message; when its TTL runs out RabbitMQ
@@ -16,6 +16,18 @@ into the target queue. One queue per delay value keeps expiry exact (every
 message in a queue has the same TTL, so the head always expires first, which
 per-message TTLs in one queue would not give). Nothing consumes these queues,
 so nothing in our processes waits.
+
+Crash safety: the delay queues are *quorum* queues with
+``x-dead-letter-strategy = at-least-once`` (RabbitMQ >= 3.10). Classic queues
+dead-letter at most once: a message that expires just before a ``kill -9``
+can be gone from the delay queue and not yet in the target, so the retry is
+lost. At-least-once keeps the expired message in the delay queue until the
+target queue has confirmed its copy (after a crash it is dead-lettered again,
+perhaps twice, which at-least-once allows). The strategy needs
+``x-overflow = reject-publish``; without a length limit nothing is rejected.
+The queue name changed with the queue type (``asya-delay-<ms>`` were classic):
+re-declaring an existing queue with other arguments fails, and the old ones
+expire on their own.
 
 Clean-up: each delay queue has ``x-expires`` (unused for TTL + 5 min → deleted),
 re-declared at least every 4 minutes while in use; the exchange is
@@ -37,10 +49,13 @@ from typing import TYPE_CHECKING, Any
 import aio_pika
 import aiormq.exceptions
 
+from asya.contracts.errors import PermanentError
+from asya.transports import rabbitmq
+
 if TYPE_CHECKING:
     from asya.transports.rabbitmq import RabbitMQTransport
 
-DELAY_PREFIX = "asya-delay-"
+DELAY_PREFIX = "asya-delayq-"
 EXPIRES_MARGIN_MS = 5 * 60 * 1000
 """How long an unused delay queue outlives its TTL before RabbitMQ deletes it."""
 REDECLARE_EVERY_S = 240.0
@@ -94,7 +109,9 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
                     "x-message-ttl": delay_ms,
                     "x-dead-letter-exchange": "",
                     "x-expires": delay_ms + EXPIRES_MARGIN_MS,
-                    "x-queue-type": "classic",
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
                 },
             )
             await queue.bind(exchange, routing_key="", robust=False)
@@ -107,8 +124,9 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
 
 async def predeclare(transport: RabbitMQTransport, delays_s: list[float]) -> None:
     """Declare the delay queues for ``delays_s`` ahead of use, so a first retry pays no declare."""
-    for delay_s in sorted({max(1, math.ceil(d * 1000)) for d in delays_s}):
-        await _declare(transport, delay_s)
+    with rabbitmq._broker_call("declare of delay queues"):
+        for delay_s in sorted({max(1, math.ceil(d * 1000)) for d in delays_s}):
+            await _declare(transport, delay_s)
 
 
 async def publish_delayed(
@@ -119,7 +137,19 @@ async def publish_delayed(
     headers: Mapping[str, Any] | None = None,
     delay_s: float,
 ) -> None:
-    """Publish ``body`` so that it enters ``queue`` after ``delay_s`` seconds (confirmed when parked)."""
+    """Publish ``body`` so that it enters ``queue`` after ``delay_s`` seconds (confirmed when parked).
+
+    Broker failures (and no confirm within the transport's ``publish_timeout_s``) raise ``TransportError``.
+    """
+    if len(body) > rabbitmq.MAX_MESSAGE_BYTES:
+        raise PermanentError(f"message of {len(body)} bytes exceeds RabbitMQ's {rabbitmq.MAX_MESSAGE_BYTES}")
+    with rabbitmq._broker_call(f"delayed publish to {queue!r}"):
+        await _publish_delayed(transport, queue, body, headers, delay_s)
+
+
+async def _publish_delayed(
+    transport: RabbitMQTransport, queue: str, body: bytes, headers: Mapping[str, Any] | None, delay_s: float
+) -> None:
     delay_ms = max(1, math.ceil(delay_s * 1000))
     message = aio_pika.Message(bytes(body), headers=dict(headers or {}), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
     for attempt in (1, 2):

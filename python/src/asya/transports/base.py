@@ -11,9 +11,15 @@ Contract, in words:
 - ``consume`` yields ``Delivery`` objects; at most ``prefetch`` are
   unacknowledged at a time. A delivery that is neither acked nor nacked before
   the consumer dies comes back (redelivery).
-- ``Delivery.attempt`` counts deliveries of this message, starting at 1, as far
-  as the transport can tell (broker counters or the ``x-asya-attempt`` header
-  the sidecar sets when it requeues on purpose).
+- ``Delivery.attempt`` counts deliveries of this message, starting at 1, from
+  the broker's own counter where it keeps one (quorum ``x-delivery-count``,
+  SQS ``ApproximateReceiveCount``, the local lease count); on RabbitMQ classic
+  queues ``nack(requeue=True)`` republishes with ``x-asya-attempt`` raised by one.
+  The consumer engine dead-letters a message whose attempt passes its limit.
+- Failures: every broker failure leaves a transport operation as
+  ``TransportError`` (chained to the SDK's exception), so callers can tell
+  "the broker is in trouble, give the delivery back" from a bug. Only a message
+  the broker will never take (too large) is a ``PermanentError``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ class TransportSettings:
     """SQS only: AWS region name."""
     visibility_timeout_s: float = 60.0
     """How long a received but unacknowledged message stays hidden (local, sqs), seconds."""
+    publish_timeout_s: float = 30.0
+    """Longest wait for the broker to confirm a publish, seconds; on expiry ``TransportError``."""
     options: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Transport-specific extras (e.g. ``queue_type`` for RabbitMQ)."""
 
@@ -45,10 +53,12 @@ class TransportSettings:
 class Delivery:
     """One received message, with a neutral way to settle it.
 
-    ``raw`` is the broker's own object, for the rare case that needs it.
+    ``raw`` is the broker's own object, for the rare case that needs it;
+    ``message_id`` is the broker's id for the message (SQS MessageId, AMQP
+    message_id or a digest of the body, local row id), for log lines.
     """
 
-    __slots__ = ("_settle", "attempt", "body", "headers", "queue", "raw", "settled")
+    __slots__ = ("_settle", "attempt", "body", "headers", "message_id", "queue", "raw", "settled")
 
     def __init__(
         self,
@@ -59,8 +69,10 @@ class Delivery:
         headers: Mapping[str, Any],
         raw: Any,
         settle: _Settler,
+        message_id: str = "",
     ) -> None:
         self.body = body
+        self.message_id = message_id
         self.queue = queue
         self.attempt = attempt
         self.headers = headers

@@ -272,6 +272,7 @@ class LocalTransport(Transport):
                         headers=json.loads(headers),
                         raw=lease,
                         settle=consumer,
+                        message_id=str(row_id),
                     )
         finally:
             self._consumers.discard(consumer)

@@ -20,13 +20,18 @@ Why shaped so:
   exactly that iterator. The channel outlives the iterator until every
   delivery it yielded is settled: the sidecar stops iterating first and acks
   its in-flight work afterwards.
-- ``attempt``: quorum queues count redeliveries in ``x-delivery-count``;
-  otherwise the sidecar's ``x-asya-attempt`` header, plus one when the broker
-  says ``redelivered``.
+- ``attempt``: quorum queues count deliveries in ``x-delivery-count`` (+1).
+  Classic queues count nothing, so ``nack(requeue=True)`` there republishes
+  the body with ``x-asya-attempt`` raised by one (confirmed) and then acks the
+  original; if that republish fails it falls back to a plain requeue. A
+  delivery flagged ``redelivered`` (a consumer died holding it) counts one more
+  than its header says, at least 2.
+- Every aio-pika/aiormq failure leaves as ``TransportError`` (from the SDK
+  exception); a publish not confirmed within ``publish_timeout_s`` too.
 
 Options (``TransportSettings.options``): ``queue_type`` (``classic`` |
 ``quorum``), ``reconnect_interval_s`` (default 2), ``publish_timeout_s``
-(default 30).
+(default ``TransportSettings.publish_timeout_s``).
 """
 
 from __future__ import annotations
@@ -34,14 +39,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import aio_pika
 import aio_pika.abc
 import aiormq.exceptions
 
-from asya.contracts.errors import PermanentError, RetryableError, TransportFeatureNotSupported
+from asya.contracts.errors import PermanentError, TransportError, TransportFeatureNotSupported
+from asya.transports import _rabbitmq_consumer as _rmq
 from asya.transports.base import ATTEMPT_HEADER, Delivery, Transport, TransportSettings
 
 if TYPE_CHECKING:
@@ -66,10 +72,28 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     aiormq.exceptions.AMQPConnectionError,
     asyncio.CancelledError,
 )
+# Everything the SDK raises when the broker or the link to it fails (TimeoutError is an OSError).
+_BROKER_ERRORS: tuple[type[Exception], ...] = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.AMQPException,
+    aiormq.exceptions.ChannelInvalidStateError,
+    OSError,
+)
 
 
-class PublishNotConfirmedError(RetryableError):
+class PublishNotConfirmedError(TransportError):
     """The broker returned (no such queue) or nacked a publish: it was not stored."""
+
+
+@contextlib.contextmanager
+def _broker_call(what: str) -> Iterator[None]:
+    """Re-raise SDK failures of ``what`` as ``TransportError`` (chained), so callers see one type."""
+    try:
+        yield
+    except TransportError:
+        raise
+    except _BROKER_ERRORS as exc:
+        raise TransportError(f"rabbitmq: {what} failed: {exc!r}") from exc
 
 
 class RabbitMQTransport(Transport):
@@ -88,11 +112,13 @@ class RabbitMQTransport(Transport):
             raise ValueError(f"rabbitmq: queue_type must be one of {QUEUE_TYPES}, not {queue_type!r}")
         # Classic queues are declared without arguments so we agree with queues other tools made.
         self.queue_arguments: dict[str, Any] = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+        self.counts_deliveries = queue_type == "quorum"
+        """Quorum queues keep ``x-delivery-count``; classic ones need our header (see ``_rmq.Consumer.nack``)."""
         self.reconnect_interval_s = float(opts.get("reconnect_interval_s", "2"))
-        self.publish_timeout_s = float(opts.get("publish_timeout_s", "30"))
+        self.publish_timeout_s = float(opts.get("publish_timeout_s", settings.publish_timeout_s))
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._publisher: aio_pika.abc.AbstractRobustChannel | None = None
-        self._consumers: set[_Consumer] = set()
+        self._consumers: set[_rmq.Consumer] = set()
 
     # --- lifecycle ---
 
@@ -100,16 +126,17 @@ class RabbitMQTransport(Transport):
     async def connect(self) -> None:
         if self._connection is not None:
             return
-        connection = await aio_pika.connect_robust(
-            self.url,
-            reconnect_interval=self.reconnect_interval_s,
-            client_properties={"connection_name": "asya"},
-        )
-        try:
-            self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        except BaseException:
-            await connection.close()
-            raise
+        with _broker_call("connect"):
+            connection = await aio_pika.connect_robust(
+                self.url,
+                reconnect_interval=self.reconnect_interval_s,
+                client_properties={"connection_name": "asya"},
+            )
+            try:
+                self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            except BaseException:
+                await connection.close()
+                raise
         self._connection = connection
 
     @override
@@ -127,38 +154,58 @@ class RabbitMQTransport(Transport):
             raise RuntimeError("rabbitmq transport is not connected")
         return self._connection
 
+    async def _open_channel(self) -> aio_pika.abc.AbstractRobustChannel:
+        conn = self._conn()
+        for _ in range(3):  # the connection may drop again between "connected" and the channel open
+            if not conn.connected.is_set():  # reconnecting after a broker restart: wait rather than fail
+                try:
+                    await asyncio.wait_for(conn.connected.wait(), self.publish_timeout_s)
+                except TimeoutError as exc:
+                    raise TransportError(f"rabbitmq: no connection within {self.publish_timeout_s}s") from exc
+            try:
+                channel: aio_pika.abc.AbstractRobustChannel = await conn.channel(publisher_confirms=False)
+                return channel
+            except RuntimeError as exc:  # aio-pika: "Connection was not opened" (it dropped meanwhile)
+                if conn.connected.is_set() or conn.is_closed:
+                    raise TransportError(f"rabbitmq: could not open a channel: {exc!r}") from exc
+        raise TransportError("rabbitmq: could not open a channel: the connection keeps dropping")
+
     @contextlib.asynccontextmanager
     async def _admin_channel(self) -> AsyncIterator[aio_pika.abc.AbstractRobustChannel]:
         # A short-lived channel: a 404/406 from the broker closes only this one.
-        conn = self._conn()
-        if not conn.connected.is_set():  # reconnecting after a broker restart: wait rather than fail
-            await asyncio.wait_for(conn.connected.wait(), self.publish_timeout_s)
-        channel = await conn.channel(publisher_confirms=False)
+        channel = await self._open_channel()
         try:
             yield channel
         finally:
-            with contextlib.suppress(Exception):
+            try:
                 await channel.close()
+            except Exception as exc:  # the broker closed it already (404/406 or a lost connection)
+                log.debug("rabbitmq: admin channel close failed: %r", exc)
 
     # --- queues ---
 
     @override
     async def ensure_queue(self, queue: str) -> None:
-        async with self._admin_channel() as channel:
-            await channel.declare_queue(queue, durable=True, arguments=self.queue_arguments, robust=False)
+        with _broker_call(f"declare of queue {queue!r}"):
+            async with self._admin_channel() as channel:
+                await channel.declare_queue(queue, durable=True, arguments=self.queue_arguments, robust=False)
 
     @override
     async def delete_queue(self, queue: str) -> None:
-        async with self._admin_channel() as channel:
-            await channel.queue_delete(queue)
+        with _broker_call(f"delete of queue {queue!r}"):
+            async with self._admin_channel() as channel:
+                await channel.queue_delete(queue)
 
     @override
     async def queue_depth(self, queue: str) -> int:
         try:
-            async with self._admin_channel() as channel:
-                declared = await channel.declare_queue(queue, passive=True, robust=False)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return 0
+            with _broker_call(f"depth of queue {queue!r}"):
+                async with self._admin_channel() as channel:
+                    declared = await channel.declare_queue(queue, passive=True, robust=False)
+        except TransportError as exc:
+            if isinstance(exc.__cause__, aiormq.exceptions.ChannelNotFoundEntity):
+                return 0
+            raise
         result = declared.declaration_result
         return int(result.message_count or 0)
 
@@ -177,6 +224,10 @@ class RabbitMQTransport(Transport):
         message = aio_pika.Message(
             bytes(body), headers=dict(headers or {}), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         )
+        await self._publish(queue, message)
+
+    async def _publish(self, queue: str, message: aio_pika.Message) -> None:
+        """Publish ``message`` to ``queue`` and wait for its confirm, riding out a reconnect, bounded."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout_s
         while True:
@@ -188,6 +239,10 @@ class RabbitMQTransport(Transport):
                     message, routing_key=queue, mandatory=True, timeout=max(deadline - loop.time(), 0.001)
                 )
                 return
+            except TimeoutError as exc:
+                raise TransportError(
+                    f"rabbitmq: publish to {queue!r} not confirmed within {self.publish_timeout_s}s"
+                ) from exc
             except aiormq.exceptions.PublishError as exc:
                 raise PublishNotConfirmedError(f"rabbitmq: publish to {queue!r} returned: no such queue") from exc
             except aiormq.exceptions.DeliveryError as exc:
@@ -198,9 +253,33 @@ class RabbitMQTransport(Transport):
                     raise  # our caller cancelled us, not the connection
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    raise ConnectionError(f"rabbitmq: publish to {queue!r} failed: {exc!r}") from exc
+                    raise TransportError(f"rabbitmq: publish to {queue!r} failed: {exc!r}") from exc
                 log.info("rabbitmq: publish to %r interrupted (%r); waiting for the connection", queue, exc)
-                await asyncio.wait_for(channel.ready(), remaining)
+                try:
+                    await asyncio.wait_for(channel.ready(), remaining)
+                except TimeoutError as timeout:
+                    raise TransportError(
+                        f"rabbitmq: publish to {queue!r}: no connection within {self.publish_timeout_s}s"
+                    ) from timeout
+            except _BROKER_ERRORS as exc:
+                raise TransportError(f"rabbitmq: publish to {queue!r} failed: {exc!r}") from exc
+
+    async def _requeue_counted(self, delivery: Delivery) -> None:
+        """Classic queues: put the message back as a copy whose ``x-asya-attempt`` says the next attempt."""
+        raw: aio_pika.abc.AbstractIncomingMessage = delivery.raw
+        headers = dict(raw.headers or {})
+        headers[ATTEMPT_HEADER] = delivery.attempt + 1
+        message = aio_pika.Message(
+            raw.body,
+            headers=headers,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=delivery.message_id,
+            content_type=raw.content_type,
+            content_encoding=raw.content_encoding,
+            correlation_id=raw.correlation_id,
+            priority=raw.priority,
+        )
+        await self._publish(delivery.queue, message)
 
     # --- consume ---
 
@@ -208,135 +287,36 @@ class RabbitMQTransport(Transport):
     async def consume(self, queue: str, *, prefetch: int) -> AsyncIterator[Delivery]:
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
-        channel = await self._conn().channel(publisher_confirms=False)
-        consumer = _Consumer(channel, self._consumers.discard)
+        with _broker_call(f"consume from {queue!r}"):
+            channel = await self._open_channel()
+        requeue = None if self.counts_deliveries else self._requeue_counted
+        consumer = _rmq.Consumer(channel, self._consumers.discard, requeue)
         self._consumers.add(consumer)
         amqp_queue: aio_pika.abc.AbstractRobustQueue | None = None
         try:
-            await channel.set_qos(prefetch_count=prefetch)
-            # Robust declare: after a reconnect aio-pika re-declares the queue and re-attaches the consumer.
-            amqp_queue = await channel.declare_queue(queue, durable=True, arguments=self.queue_arguments)
-            consumer.tag = await amqp_queue.consume(consumer.on_message)
+            with _broker_call(f"consume from {queue!r}"):
+                await channel.set_qos(prefetch_count=prefetch)
+                # Robust declare: after a reconnect aio-pika re-declares the queue and re-attaches the consumer.
+                amqp_queue = await channel.declare_queue(queue, durable=True, arguments=self.queue_arguments)
+                consumer.tag = await amqp_queue.consume(consumer.on_message)
             while True:
                 message = await consumer.buffer.get()
                 if message is None:
                     return  # transport closed
-                if _channel_dead(message):
+                if _rmq.channel_dead(message):
                     # Buffered before the channel died; the broker already requeued it.
                     continue
                 consumer.outstanding += 1
                 yield Delivery(
                     body=message.body,
                     queue=queue,
-                    attempt=_attempt(message),
+                    attempt=_rmq.attempt(message),
                     headers=dict(message.headers or {}),
                     raw=message,
                     settle=consumer,
+                    message_id=_rmq.message_id(message),
                 )
         finally:
             await consumer.stop_consuming(amqp_queue)
             if consumer.outstanding == 0:
                 await consumer.close_channel()
-
-
-class _Consumer:
-    """One ``consume`` iterator: its channel, its buffer, and the settle hooks of its deliveries."""
-
-    def __init__(self, channel: aio_pika.abc.AbstractRobustChannel, forget: Callable[[_Consumer], None]) -> None:
-        self.channel = channel
-        self._forget = forget
-        self.buffer: asyncio.Queue[aio_pika.abc.AbstractIncomingMessage | None] = asyncio.Queue()
-        self.tag: str | None = None
-        self.outstanding = 0
-        self.stopped = False
-        self.transport_closed = False
-
-    async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        if self.stopped:
-            # Arrived between our basic.cancel and its CancelOk: hand it straight back.
-            await _settle(message, "nack", requeue=True)
-            return
-        self.buffer.put_nowait(message)
-
-    def stop(self) -> None:
-        """Transport is closing: end the iterator (the connection close requeues the rest)."""
-        self.stopped = self.transport_closed = True
-        self.buffer.put_nowait(None)
-
-    async def stop_consuming(self, amqp_queue: aio_pika.abc.AbstractQueue | None) -> None:
-        self.stopped = True
-        if self.transport_closed:
-            return
-        if amqp_queue is not None and self.tag is not None:
-            with contextlib.suppress(Exception):
-                await amqp_queue.cancel(self.tag)
-        while not self.buffer.empty():
-            message = self.buffer.get_nowait()
-            if message is not None and not _channel_dead(message):
-                await _settle(message, "nack", requeue=True)
-
-    async def close_channel(self) -> None:
-        self._forget(self)
-        if self.transport_closed:
-            return  # the connection is closing and takes its channels with it
-        with contextlib.suppress(Exception):
-            await self.channel.close()
-
-    async def _settled(self) -> None:
-        self.outstanding -= 1
-        if self.stopped and self.outstanding == 0:
-            await self.close_channel()
-
-    # _Settler protocol (called by Delivery)
-
-    async def ack(self, delivery: Delivery) -> None:
-        await _settle(delivery.raw, "ack")
-        await self._settled()
-
-    async def nack(self, delivery: Delivery, requeue: bool) -> None:
-        await _settle(delivery.raw, "nack", requeue=requeue)
-        await self._settled()
-
-    async def extend(self, delivery: Delivery, seconds: float) -> None:
-        """No leases in AMQP: a delivery stays ours until the channel closes."""
-
-
-async def _settle(message: aio_pika.abc.AbstractIncomingMessage, how: str, *, requeue: bool = False) -> None:
-    try:
-        if how == "ack":
-            await message.ack()
-        else:
-            await message.nack(requeue=requeue)
-    except Exception as exc:
-        # The channel died (broker restart, connection loss): the broker requeues the
-        # message itself, so this delivery will simply come again.
-        log.warning("rabbitmq: could not %s delivery %s (%r); it will be redelivered", how, message.delivery_tag, exc)
-
-
-def _channel_dead(message: aio_pika.abc.AbstractIncomingMessage) -> bool:
-    try:
-        return bool(message.channel.is_closed)
-    except aiormq.exceptions.ChannelInvalidStateError:
-        return True
-
-
-def _attempt(message: aio_pika.abc.AbstractIncomingMessage) -> int:
-    headers = message.headers or {}
-    count = _as_int(headers.get("x-delivery-count"))
-    if count is not None:  # quorum queues: number of earlier deliveries
-        return count + 1
-    asya = _as_int(headers.get(ATTEMPT_HEADER))
-    if asya is not None:
-        return asya + (1 if message.redelivered else 0)
-    return 2 if message.redelivered else 1
-
-
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    if isinstance(value, int | str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
