@@ -76,6 +76,14 @@ def py39_root() -> Path:
     root = Path(res.stdout.strip().splitlines()[-1])
     for mount_point in ("asya/tests", "asya/runtime"):
         (root / mount_point).mkdir(parents=True, exist_ok=True)
+    probe = subprocess.run(
+        ["chroot", str(root), "/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.stdout.strip() != "(3, 9)":
+        pytest.fail(f"{root}: /usr/bin/python3 is not Python 3.9: {probe.stdout}{probe.stderr}", pytrace=False)
     return root
 
 

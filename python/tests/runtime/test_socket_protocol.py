@@ -167,18 +167,8 @@ def test_sigterm_removes_socket_and_ready_file(runtime, socket_dir: Path) -> Non
     assert not (socket_dir / "asya-runtime.sock").exists()
 
 
-def test_bad_handler_path_exits_with_a_clear_message(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from support.procs import base_env
-
-    res = subprocess.run(
-        [sys.executable, "-m", "asya.runtime"],
-        env=base_env(ASYA_HANDLER="support.handlers.does_not_exist", ASYA_SOCKET_DIR=tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert res.returncode == 2
-    assert "has no attribute 'does_not_exist'" in res.stderr
+def test_bad_handler_path_exits_with_a_clear_message(runtime) -> None:
+    proc = runtime.spawn("does_not_exist")
+    wait_until(lambda: not proc.alive(), 30, what="runtime exit")
+    assert proc.popen.returncode == 2
+    assert "has no attribute 'does_not_exist'" in proc.log()
