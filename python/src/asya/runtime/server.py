@@ -272,9 +272,12 @@ class Runtime:
                 try:
                     body = await _read_frame(reader)
                 except FrameTooLarge as exc:
-                    log.warning("closing connection: %s", exc)
+                    log.warning("refused request: %s", exc)
                     await _write_frame(writer, [_parsing_error(str(exc), "FrameTooLarge")], stream)
-                    await _discard(reader, exc.size)  # let the sender finish writing, so it reads the answer
+                    # Take the body so the sender can finish writing and read the answer; after it the
+                    # connection is in step again (a pooled one stays usable). A false length ends at EOF.
+                    if await _discard(reader, exc.size):
+                        continue
                     return
                 if body is None:
                     return
@@ -387,16 +390,17 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
     return await reader.readexactly(size)
 
 
-async def _discard(reader: asyncio.StreamReader, size: int) -> None:
-    """Read and drop an oversized body; a corrupt length ends when the peer closes."""
+async def _discard(reader: asyncio.StreamReader, size: int) -> bool:
+    """Read and drop ``size`` bytes; False if the peer closed first."""
     try:
         while size > 0:
             chunk = await reader.read(min(size, 1 << 20))
             if not chunk:
-                return
+                return False
             size -= len(chunk)
     except ConnectionError:
-        return  # the caller has logged why this connection closes
+        return False  # the caller has logged why this frame was refused
+    return True
 
 
 def _dumps(obj: Any) -> bytes:

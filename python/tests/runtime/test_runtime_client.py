@@ -1,4 +1,5 @@
-"""The sidecar's side of the hello: sent only when advertised, one-key frames, fallback to 0.1.x."""
+"""The sidecar's client against the runtime: the hello (only when advertised, one-key frames, 0.1.x
+fallback) and an envelope over the frame limit."""
 
 from __future__ import annotations
 
@@ -27,6 +28,22 @@ async def test_client_negotiates_stream_and_an_asya_hello_field_stays_data(runti
         assert item["asya_hello"] == {"features": []}
         assert item["route"]["actors"] == ["a", "b", "c"]
     assert len(client._idle) == 1 and client._idle[0].stream
+    client.close()
+
+
+async def test_envelope_over_the_frame_limit_comes_back_as_msg_parsing_error(
+    runtime: Launcher, socket_dir: Path
+) -> None:
+    # The sidecar writes the whole frame before reading: the runtime must take it all, then answer.
+    runtime("echo")
+    client = RuntimeClient(str(socket_dir))
+    await client.wait_ready(10)
+    body = b'{"id":"e-huge","payload":"' + b"x" * protocol.MAX_FRAME_BYTES + b'"}'
+    (item,) = [item async for item in client.call(body)]
+    assert item["error"] == "msg_parsing_error" and item["details"]["type"] == "FrameTooLarge"
+    assert len(client._idle) == 1  # the connection stays in step and goes back to the pool
+    (ok,) = await _collect(client, envelope({"after": 1}))
+    assert ok["payload"] == {"after": 1}
     client.close()
 
 
