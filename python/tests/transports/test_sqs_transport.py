@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import logging
+import socket
 import time
 
+import botocore.exceptions
 import pytest
 from fixtures.sqs import SQSServer
 from transports.contract import (
@@ -22,7 +26,8 @@ from transports.contract import (
     take,
 )
 
-from asya.contracts.errors import PermanentError
+from asya import transports
+from asya.contracts.errors import PermanentError, TransportError
 from asya.transports import TransportSettings
 from asya.transports import sqs as sqs_transport
 
@@ -136,6 +141,64 @@ class TestSQSSpecifics(SQSConfig, TransportContract):
         assert d.attempt == 2
         assert time.monotonic() - start < LEASE_S  # released, not timed out
         await d.ack()
+
+
+class TestSQSFailures(SQSConfig, TransportContract):
+    async def test_an_unreachable_server_is_a_transport_error_on_every_operation(self) -> None:
+        with socket.socket() as s:  # a port nobody listens on: the server is down
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://{s.getsockname()[0]}:{s.getsockname()[1]}"
+        t = transports.create(dataclasses.replace(self.settings(), url=dead))
+        await t.connect()
+        try:
+            for name, op in [
+                ("publish", lambda: t.publish("asya-test-down", b"x")),
+                ("ensure_queue", lambda: t.ensure_queue("asya-test-down")),
+                ("delete_queue", lambda: t.delete_queue("asya-test-down")),
+                ("queue_depth", lambda: t.queue_depth("asya-test-down")),
+                ("consume", lambda: anext(t.consume("asya-test-down", prefetch=1))),
+            ]:
+                with pytest.raises(TransportError) as info:
+                    await op()
+                assert isinstance(info.value.__cause__, botocore.exceptions.BotoCoreError), name
+        finally:
+            await t.close()
+
+    async def test_settling_on_a_deleted_queue_is_a_transport_error(self) -> None:
+        t = await self.make_transport()
+        q = await self.new_queue(t)
+        for body in (b"a", b"b"):
+            await t.publish(q, body)
+        it = self.consume(t, q)
+        first, second = await next_delivery(it), await next_delivery(it)
+        await t.delete_queue(q)  # SQS now refuses anything about these messages
+        with pytest.raises(TransportError) as info:
+            await first.extend(LEASE_S)
+        assert isinstance(info.value.__cause__, botocore.exceptions.ClientError)
+        with pytest.raises(TransportError):
+            await first.ack()
+        with pytest.raises(TransportError):
+            await second.nack(requeue=True)
+
+    async def test_unreadable_headers_are_dropped_with_one_warning_naming_the_message(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.WARNING, logger="asya.transports.sqs")
+        t = await self.make_transport()
+        q = await self.new_queue(t)
+        assert isinstance(t, sqs_transport.SQSTransport)
+        sent = await t._call(  # another publisher's message, with a headers attribute that is no JSON object
+            t._client.send_message,
+            QueueUrl=await t._url(q),
+            MessageBody="body",
+            MessageAttributes={"asya-headers": {"DataType": "String", "StringValue": "[1, 2"}},
+        )
+        d = await next_delivery(self.consume(t, q))
+        assert (d.body, d.headers, d.message_id) == (b"body", {}, sent["MessageId"])
+        await d.ack()
+        ours = [r for r in caplog.records if r.name == "asya.transports.sqs" and r.levelno == logging.WARNING]
+        assert len(ours) == 1 and sent["MessageId"] in ours[0].getMessage(), [r.getMessage() for r in ours]
+        assert "asya-headers" in ours[0].getMessage()
 
 
 def test_bodies_sqs_cannot_carry_are_base64_with_a_marker() -> None:

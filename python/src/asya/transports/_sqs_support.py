@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import collections
 import contextlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from asya.contracts.errors import TransportError
 from asya.transports.base import Delivery
+
+log = logging.getLogger("asya.transports.sqs")
 
 T = TypeVar("T")
 
@@ -77,12 +82,65 @@ def in_daemon_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     return future
 
 
-class BatchEntryError(Exception):
-    """SQS refused one entry of a batch request; ``code`` is its error code."""
+async def long_poll(
+    client: Any, url: str, receive: Callable[[], dict[str, Any]], closing: asyncio.Event
+) -> list[dict[str, Any]]:
+    """Run ``receive`` (a ReceiveMessage call) in a daemon thread; give up at once when ``closing`` is set.
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+    A poll given up on may still return messages later: its thread then makes them visible again.
+    """
+    poll = Poll()
+
+    def run() -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = receive().get("Messages", [])
+        with poll.lock:
+            if not poll.abandoned:
+                poll.handed_over = True
+                return messages
+        if messages:
+            leases = [Lease(url, m["ReceiptHandle"], m["MessageId"], Consumer()) for m in messages]
+            try:
+                release(client, leases)
+            except Exception as exc:  # nobody awaits this thread: say it here
+                ids = ", ".join(lease.message_id for lease in leases)
+                log.warning("sqs: could not release messages %s of an abandoned poll (%r)", ids, exc)
+        return []
+
+    future = in_daemon_thread(run)
+    closed: asyncio.Future[Any] = asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait([future, closed], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closed.cancel()
+    if not future.done():
+        with poll.lock:
+            if not poll.handed_over:
+                poll.abandoned = True
+        if poll.abandoned:
+            future.add_done_callback(lambda f: f.exception())  # consume a late error quietly
+            return []
+    return await future
+
+
+class SQSError(TransportError):
+    """SQS refused a request or one entry of a batch; ``code`` is its error code.
+
+    ``sender_fault`` is SQS's own verdict on a batch entry: the request itself was wrong
+    (bad contents, too large), so sending it again cannot help.
+    """
+
+    def __init__(self, code: str, message: str, *, sender_fault: bool = False) -> None:
+        super().__init__(f"sqs: {code}: {message}")
         self.code = code
+        self.sender_fault = sender_fault
+
+
+LEASE_GONE_CODES = frozenset({"MessageNotInflight", "InvalidParameterValue"})
+
+
+def lease_gone(code: str) -> bool:
+    """True when SQS refused a settle because our receipt handle no longer holds the message."""
+    return "ReceiptHandle" in code or code in LEASE_GONE_CODES
 
 
 BatchFn = Callable[[str, list[dict[str, Any]]], Awaitable[dict[str, Any]]]
@@ -133,7 +191,10 @@ class Batcher:
                     continue
                 if str(n) in failed:
                     f = failed[str(n)]
-                    future.set_exception(BatchEntryError(str(f.get("Code")), str(f.get("Message", ""))))
+                    error = SQSError(
+                        str(f.get("Code")), str(f.get("Message", "")), sender_fault=bool(f.get("SenderFault"))
+                    )
+                    future.set_exception(error)
                 else:
                     future.set_result(None)
         except BaseException as exc:  # the whole request failed: every caller hears it
@@ -165,17 +226,48 @@ def encode_message(body: bytes, headers: Mapping[str, Any] | None) -> tuple[str,
     return text, attributes
 
 
-def decode_message(text: str, attributes: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
-    """Inverse of ``encode_message``."""
+def decode_message(text: str, attributes: Mapping[str, Any], message_id: str = "") -> tuple[bytes, dict[str, Any]]:
+    """Inverse of ``encode_message``.
+
+    A message some other publisher made can carry attributes we cannot read: it is still
+    delivered (headers dropped, body as sent), with one warning naming the message.
+    """
     headers: dict[str, Any] = {}
     raw_headers = attributes.get(HEADERS_ATTR)
     if raw_headers:
-        with contextlib.suppress(ValueError):
-            headers = json.loads(raw_headers.get("StringValue", "{}"))
+        try:
+            parsed = json.loads(raw_headers.get("StringValue", "{}"))
+            if not isinstance(parsed, dict):
+                raise ValueError(f"a JSON {type(parsed).__name__}, not an object")
+            headers = parsed
+        except (ValueError, AttributeError) as exc:
+            log.warning("sqs: message %s: dropped unreadable %s attribute (%s)", message_id, HEADERS_ATTR, exc)
     encoding = (attributes.get(ENCODING_ATTR) or {}).get("StringValue")
     if encoding == "base64":
-        return (b"" if text == "=" else base64.b64decode(text)), headers
+        try:
+            return (b"" if text == "=" else base64.b64decode(text, validate=True)), headers
+        except (binascii.Error, ValueError) as exc:
+            log.warning("sqs: message %s: body marked base64 but is not (%s); delivered as sent", message_id, exc)
+    elif encoding is not None:
+        log.warning("sqs: message %s: unknown body encoding %r; delivered as sent", message_id, encoding)
     return text.encode("utf-8"), headers
+
+
+def release(client: Any, leases: list[Lease]) -> None:
+    """Make the leased messages visible again now (blocking; runs in a worker thread)."""
+    by_url: dict[str, list[Lease]] = collections.defaultdict(list)
+    for lease in leases:
+        by_url[lease.queue_url].append(lease)
+    for url, group in by_url.items():
+        for i in range(0, len(group), MAX_BATCH):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": lease.receipt, "VisibilityTimeout": 0}
+                for n, lease in enumerate(group[i : i + MAX_BATCH])
+            ]
+            resp = client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+            for failed in resp.get("Failed", []):  # it comes back when its lease runs out instead
+                lease = group[i + int(failed["Id"])]
+                log.warning("sqs: could not release message %s (%s)", lease.message_id, failed.get("Code"))
 
 
 class Lease:

@@ -31,6 +31,9 @@ Why shaped so:
   ``ASYA_MAX_DELIVERIES`` crash-loop handling, which normally fires first.
   Not for the crew's queues (happy-end, error-end, asya-dlq), which must hold
   on to a message through a long storage outage.
+- Every botocore failure leaves as ``TransportError`` (``SQSError`` with SQS's
+  error code when the service refused); a message SQS will never take (too
+  large, refused as the sender's fault) is a ``PermanentError``.
 
 Options (``TransportSettings.options``): ``wait_time_s`` (1-20, default 10),
 ``redrive_max_receives`` (default 10, 0 disables the redrive), ``workers``
@@ -55,7 +58,7 @@ import botocore.config
 import botocore.exceptions
 
 from asya.contracts.envelope import DLQ_NAME, ERROR_END, HAPPY_END, queue_name
-from asya.contracts.errors import PermanentError
+from asya.contracts.errors import PermanentError, TransportError
 from asya.transports import _sqs_support
 from asya.transports._sqs_support import decode_message, encode_message
 from asya.transports.base import Delivery, Transport, TransportSettings
@@ -147,8 +150,7 @@ class SQSTransport(Transport):
             leases: list[_sqs_support.Lease] = [d.raw for d in unsettled]
             for d in unsettled:
                 d.settled = True
-            with contextlib.suppress(Exception):
-                await self._call(self._release_sync, leases)
+            await self._release(leases, "close")
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False)  # an abandoned long poll finishes (and releases) on its own
@@ -157,7 +159,18 @@ class SQSTransport(Transport):
         if self._pool is None:
             raise RuntimeError("sqs transport is not connected")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _transport_error(exc) from exc
+
+    async def _release(self, leases: list[_sqs_support.Lease], why: str) -> None:
+        """Make ``leases`` visible again now; on failure they come back when the lease runs out."""
+        try:
+            await self._call(_sqs_support.release, self._client, leases)
+        except Exception as exc:
+            ids = ", ".join(lease.message_id for lease in leases)
+            log.warning("sqs: could not release messages %s on %s (%r); they return after their lease", ids, why, exc)
 
     # --- queues ---
 
@@ -198,8 +211,8 @@ class SQSTransport(Transport):
             try:
                 url = await self._url(name)
                 await self._call(self._client.delete_queue, QueueUrl=url)
-            except botocore.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in _MISSING_QUEUE:
+            except _sqs_support.SQSError as exc:
+                if exc.code not in _MISSING_QUEUE:
                     raise
             self._urls.pop(name, None)
 
@@ -211,8 +224,8 @@ class SQSTransport(Transport):
                 QueueUrl=await self._url(queue),
                 AttributeNames=["ApproximateNumberOfMessages"],
             )
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in _MISSING_QUEUE:
+        except _sqs_support.SQSError as exc:
+            if exc.code not in _MISSING_QUEUE:
                 raise
             return 0  # like the other transports: a queue nobody made holds nothing
         return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
@@ -244,7 +257,12 @@ class SQSTransport(Transport):
         if whole:
             entry["DelaySeconds"] = whole
         assert self._sends is not None
-        await self._sends.submit(url, entry, size)
+        try:
+            await self._sends.submit(url, entry, size)
+        except _sqs_support.SQSError as exc:
+            if exc.sender_fault:  # SQS judged the message itself: sending it again fails the same way
+                raise PermanentError(f"sqs refused a message to {queue!r} for good: {exc}") from exc
+            raise
 
     async def _send_batch(self, url: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
         resp: dict[str, Any] = await self._call(self._client.send_message_batch, QueueUrl=url, Entries=entries)
@@ -283,29 +301,12 @@ class SQSTransport(Transport):
             if buffered and not self._closed:
                 # received but never handed out: make them visible again for other consumers
                 leases = [_sqs_support.Lease(url, m["ReceiptHandle"], m["MessageId"], consumer) for m in buffered]
-                with contextlib.suppress(Exception):
-                    await self._call(self._release_sync, leases)
+                await self._release(leases, "end of consume")
 
     async def _poll(self, url: str, limit: int) -> list[dict[str, Any]]:
         assert self._closing is not None
-        poll = _sqs_support.Poll()
-        future = _sqs_support.in_daemon_thread(self._receive_sync, url, limit, poll)
-        closing: asyncio.Future[Any] = asyncio.ensure_future(self._closing.wait())
-        try:
-            await asyncio.wait([future, closing], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-        if not future.done():
-            with poll.lock:
-                if not poll.handed_over:
-                    poll.abandoned = True
-            if poll.abandoned:
-                future.add_done_callback(lambda f: f.exception())  # consume a late error quietly
-                return []
-        return await future
-
-    def _receive_sync(self, url: str, limit: int, poll: _sqs_support.Poll) -> list[dict[str, Any]]:
-        resp = self._client.receive_message(
+        receive = functools.partial(
+            self._client.receive_message,
             QueueUrl=url,
             MaxNumberOfMessages=limit,
             WaitTimeSeconds=self.wait_time_s,
@@ -313,34 +314,24 @@ class SQSTransport(Transport):
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
             MessageAttributeNames=["All"],
         )
-        messages: list[dict[str, Any]] = resp.get("Messages", [])
-        with poll.lock:
-            if not poll.abandoned:
-                poll.handed_over = True
-                return messages
-        if messages:
-            self._release_sync(
-                [_sqs_support.Lease(url, m["ReceiptHandle"], m["MessageId"], _sqs_support.Consumer()) for m in messages]
-            )
-        return []
+        try:
+            return await _sqs_support.long_poll(self._client, url, receive, self._closing)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise _transport_error(exc) from exc
 
     def _delivery(self, queue: str, url: str, msg: dict[str, Any], consumer: _sqs_support.Consumer) -> Delivery:
-        body, headers = decode_message(msg["Body"], msg.get("MessageAttributes") or {})
+        body, headers = decode_message(msg["Body"], msg.get("MessageAttributes") or {}, msg["MessageId"])
         attempt = int(msg.get("Attributes", {}).get("ApproximateReceiveCount", 1))
         lease = _sqs_support.Lease(url, msg["ReceiptHandle"], msg["MessageId"], consumer)
-        return Delivery(body=body, queue=queue, attempt=attempt, headers=headers, raw=lease, settle=self._settler)
-
-    def _release_sync(self, leases: list[_sqs_support.Lease]) -> None:
-        by_url: dict[str, list[_sqs_support.Lease]] = collections.defaultdict(list)
-        for lease in leases:
-            by_url[lease.queue_url].append(lease)
-        for url, group in by_url.items():
-            for i in range(0, len(group), _MAX_BATCH):
-                entries = [
-                    {"Id": str(n), "ReceiptHandle": lease.receipt, "VisibilityTimeout": 0}
-                    for n, lease in enumerate(group[i : i + _MAX_BATCH])
-                ]
-                self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+        return Delivery(
+            body=body,
+            queue=queue,
+            attempt=attempt,
+            headers=headers,
+            raw=lease,
+            settle=self._settler,
+            message_id=lease.message_id,
+        )
 
     # --- settling (called through Delivery) ---
 
@@ -367,16 +358,11 @@ class SQSTransport(Transport):
                 raise
             # close() raced this settle (its batch was still queued): same outcome as settling after close
             log.warning("sqs transport closed during %s of message %s; it will be redelivered", what, lease.message_id)
-        except (botocore.exceptions.ClientError, _sqs_support.BatchEntryError) as exc:
+        except _sqs_support.SQSError as exc:
             # the lease expired and someone else holds the message now: nothing of ours to settle
-            code = (
-                exc.code
-                if isinstance(exc, _sqs_support.BatchEntryError)
-                else exc.response.get("Error", {}).get("Code", "")
-            )
-            if "ReceiptHandle" not in code and code not in {"MessageNotInflight", "InvalidParameterValue"}:
+            if not _sqs_support.lease_gone(exc.code):
                 raise
-            log.warning("sqs: lease on message %s expired before %s (%s)", lease.message_id, what, code)
+            log.warning("sqs: lease on message %s expired before %s (%s)", lease.message_id, what, exc.code)
 
 
 class _Settler:
@@ -401,3 +387,10 @@ class _Settler:
             ReceiptHandle=lease.receipt,
             VisibilityTimeout=min(43200, math.ceil(seconds)),
         )
+
+
+def _transport_error(exc: Exception) -> TransportError:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        return _sqs_support.SQSError(str(error.get("Code", "")), str(error.get("Message", exc)))
+    return TransportError(f"sqs: {exc!r}")
