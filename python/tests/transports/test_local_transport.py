@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import queue as queue_module
+import socket
+import sqlite3
+import uuid
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -25,7 +29,8 @@ from transports.contract import (
 )
 
 from asya import transports
-from asya.transports import TransportSettings
+from asya.contracts.errors import TransportError
+from asya.transports import TransportSettings, _doorbell, local
 
 
 class LocalConfig:
@@ -100,6 +105,44 @@ class TestLocalLeases(LocalConfig, TransportContract):
         await t.publish("q", b"x")
         await t.close()
         assert (tmp_path / ".asya" / "queues").is_dir()
+
+
+class TestLocalFailures(LocalConfig, TransportContract):
+    async def test_sqlite_failures_are_transport_errors(self) -> None:
+        t = await self.make_transport()
+        q = await self.new_queue(t)
+        await t.publish(q, b"job")
+        d = await next_delivery(self.consume(t, q))
+        # Another process breaks the queue file under us (here: drops its tables).
+        with sqlite3.connect(self.queue_dir / local.DB_FILE) as other:
+            other.executescript("DROP TABLE messages; DROP TABLE queues;")
+        ops = {
+            "publish": lambda: t.publish(q, b"x"),
+            "ensure_queue": lambda: t.ensure_queue(q),
+            "delete_queue": lambda: t.delete_queue(q),
+            "queue_depth": lambda: t.queue_depth(q),
+            "ack": d.ack,
+            "consume": lambda: anext(t.consume(q, prefetch=1)),
+        }
+        for name, op in ops.items():
+            with pytest.raises(TransportError) as info:
+                await op()
+            assert isinstance(info.value.__cause__, sqlite3.Error), name
+
+
+def test_a_doorbell_that_cannot_ring_warns_once(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    caplog.set_level(logging.WARNING, logger="asya.transports.local")
+    name = f"asya-test-bell-{uuid.uuid4().hex[:8]}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as deaf:  # a listener that never reads
+        deaf.bind("\0" + name)
+        bell = _doorbell.Doorbell(tmp_path / "q.sqlite3", lambda _q: None)
+        try:
+            for _ in range(500):  # far more than a datagram socket queues
+                assert bell.ring([name], "asya-q") == []
+        finally:
+            bell.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "asya.transports.local"]
+    assert len(warnings) == 1 and name in warnings[0], warnings
 
 
 # --- several OS processes on one queue file ---

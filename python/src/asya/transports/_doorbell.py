@@ -16,11 +16,13 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import logging
 import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
+log = logging.getLogger("asya.transports.local")
 _ids = itertools.count()
 
 
@@ -33,6 +35,8 @@ class Doorbell:
         self._on_ring = on_ring
         self._recv: socket.socket | None = None
         self._send: socket.socket | None = None
+        self._warned: set[str] = set()
+        """Listeners we already warned about: a busy one would otherwise log on every publish."""
 
     def listen(self) -> None:
         """Start receiving (idempotent); call from the event loop."""
@@ -58,8 +62,12 @@ class Doorbell:
                 self._send.sendto(data, "\0" + name)
             except (ConnectionRefusedError, FileNotFoundError):
                 dead.append(name)  # its process is gone
-            except OSError:
-                pass  # buffer full: the listener is awake already
+            except OSError as exc:
+                # Usually a full buffer (the listener has wake-ups queued already); either way it
+                # still finds the message by polling, only later. Said once per listener.
+                if name not in self._warned:
+                    self._warned.add(name)
+                    log.warning("local transport: doorbell %s for queue %r not rung (%r); it polls", name, queue, exc)
         return dead
 
     def _readable(self) -> None:

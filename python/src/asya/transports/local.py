@@ -20,13 +20,15 @@ Why shaped so:
   adaptive back-off (1 ms after a hit, doubling to 50 ms when idle) as a safety net.
 - A lease is identified by (row id, receive count): a settle from a consumer
   whose lease already expired and was re-issued to someone else changes nothing.
+  The receive count is the delivery's ``attempt``; the row id its ``message_id``.
+- SQLite failures leave every operation as ``TransportError`` (from the
+  ``sqlite3`` exception).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import functools
 import json
@@ -37,7 +39,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from asya.contracts.errors import TransportFeatureNotSupported
+from asya.contracts.errors import TransportError, TransportFeatureNotSupported
 from asya.transports import _local_sql as sql
 from asya.transports._doorbell import Doorbell
 from asya.transports.base import Delivery, Transport, TransportSettings
@@ -169,8 +171,9 @@ class LocalTransport(Transport):
 
             try:
                 await self._write(release, closing=True)
-            except Exception:
-                log.warning("local transport: could not return leased messages on close", exc_info=True)
+            except Exception as exc:  # they come back when their leases run out instead
+                ids = ", ".join(str(lease.id) for lease in held + unyielded)
+                log.warning("local transport: could not return leased messages %s on close (%r)", ids, exc)
         self._bell.close()
         executor, self._executor = self._executor, None
         if executor is not None:
@@ -279,8 +282,11 @@ class LocalTransport(Transport):
             if consumer.claimed and not self._closed:
                 # Leased in a batch but never handed out: give back without counting a receive.
                 leases = [_Lease(r[0], r[3], consumer) for r in consumer.claimed]
-                with contextlib.suppress(Exception):
+                try:
                     await self._write(lambda c: sql.release(c, leases, undo_receive=True))
+                except Exception as exc:  # they come back when their leases run out instead
+                    ids = ", ".join(str(lease.id) for lease in leases)
+                    log.warning("local transport: could not give back messages %s (%r)", ids, exc)
             # Deliveries already yielded stay settle-able: the sidecar drains in-flight work
             # after it stops iterating.
 
@@ -325,7 +331,10 @@ class LocalTransport(Transport):
     async def _run(self, fn: Callable[[], _T]) -> _T:
         if self._executor is None:
             raise RuntimeError("local transport is not connected")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.Error as exc:  # the queue file is our broker: its failures are broker failures
+            raise TransportError(f"local transport ({self.path}): {exc!r}") from exc
 
     async def _write(self, op: _Op, *, durable: bool = False, closing: bool = False) -> Any:
         """Run ``op`` inside a write transaction, batched with other writes queued meanwhile.
