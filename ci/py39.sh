@@ -27,7 +27,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Bullseye left the main mirror's rotation after its LTS; try the archive if the mirror fails.
 for mirror in http://deb.debian.org/debian http://archive.debian.org/debian; do
   rm -rf "$tmp/root"
-  if mmdebstrap --variant=minbase --include=python3 --skip=check/signed-by \
+  if mmdebstrap --variant=minbase --include=python3 \
       bullseye "$tmp/root" "deb $mirror bullseye main" >"$LOG" 2>&1; then
     break
   fi
