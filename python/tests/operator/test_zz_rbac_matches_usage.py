@@ -100,9 +100,13 @@ def drive_lifecycle(api: Any, ns: str, local_queues: Path) -> None:
     # delete: the finalizer runs (queue deleted), children go by ownerReferences
     for name in ("life", "life-sts", "life-dead"):
         af.delete(api, ns, name)
-    wait_for(
-        lambda: not any(_exists(af.get, api, ns, n) for n in ("life", "life-sts", "life-dead")), what="actors gone"
-    )
+
+    def gone() -> bool:
+        if left := [n for n in ("life", "life-sts", "life-dead") if _exists(af.get, api, ns, n)]:
+            raise LookupError(f"still there: {left}")  # wait_for reports the last one
+        return True
+
+    wait_for(gone, timeout_s=60, what="actors gone")
 
 
 def audit_flushed(kube: controlplane.ControlPlane, api: Any, ns: str) -> list[dict[str, Any]]:
@@ -130,7 +134,14 @@ def test_runs_after_every_other_operator_test(request: pytest.FixtureRequest) ->
 def test_cluster_role_equals_what_the_operator_used(
     kube: controlplane.ControlPlane, api: Any, namespace: str, local_queues: Path, operator: OperatorProcess
 ) -> None:
-    drive_lifecycle(api, namespace, local_queues)
+    try:
+        drive_lifecycle(api, namespace, local_queues)
+    except AssertionError as exc:  # a missing permission usually shows up as a stuck step first
+        denied = rbacaudit.usage(audit_flushed(kube, api, namespace), OPERATOR_USER).denied
+        if denied:
+            refused = "\n".join(sorted(set(denied)))
+            raise AssertionError(f"the operator was refused:\n{refused}\n(so the lifecycle got stuck: {exc})") from exc
+        raise
     assert operator.proc.poll() is None, operator.output()[-3000:]
     usage = rbacaudit.usage(audit_flushed(kube, api, namespace), OPERATOR_USER)
     assert usage.requests > 0, f"no request of {OPERATOR_USER} in the audit log: is it audited?"
