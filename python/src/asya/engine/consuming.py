@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from asya import storage, transports
-from asya.contracts import DlqReason, ErrorCode, InfrastructureError, queue_name
+from asya.contracts import DlqReason, ErrorCode, InfrastructureError, PermanentError, queue_name
 from asya.engine import failures, serving
 from asya.engine.metrics import Metrics
 from asya.engine.reporting import Reporter
@@ -206,6 +206,11 @@ class Engine:
                 await self._pause()
                 await self._give_back(delivery, "broker or store trouble")
                 return
+            except PermanentError as exc:
+                # the processor could not send it anywhere the broker accepts (e.g. over a size limit)
+                log.error("%s: undeliverable: %s", _which(delivery), exc)
+                outcome = await self._take_away(delivery, _undeliverable(self.settings.actor, exc))
+                return
             except Exception as exc:
                 log.exception("%s: unexpected %s while processing", _which(delivery), type(exc).__name__)
                 outcome = await self._take_away(delivery, _processor_failure(self.settings.actor, exc))
@@ -322,6 +327,16 @@ def _processor_failure(actor: str, exc: Exception) -> failures.Failure:
         ErrorCode.PROCESSING_ERROR.value,
         f"actor {actor!r} failed on this message with {type(exc).__name__}: {exc}. This is a fault in Asya or "
         "in what the handler returned, not in the broker; the message was taken out of the queue so it cannot loop.",
+        f"{type(exc).__module__}.{type(exc).__qualname__}",
+    )
+
+
+def _undeliverable(actor: str, exc: Exception) -> failures.Failure:
+    return failures.Failure(
+        DlqReason.UNDELIVERABLE,
+        ErrorCode.PROCESSING_ERROR.value,
+        f"actor {actor!r} could not send this message on: {exc}. It was taken out of the queue so it cannot loop; "
+        "with ASYA_STORAGE_URL set, large payloads travel by claim check instead.",
         f"{type(exc).__module__}.{type(exc).__qualname__}",
     )
 

@@ -153,8 +153,14 @@ class RuntimeProcessor:
             f"an output of actor {self.actor!r} cannot be published: {exc}. Set ASYA_STORAGE_URL so large "
             "payloads travel by claim check, or make the handler return less."
         )
-        # Decoding again may fail (the body itself was the problem): then the engine's give_up path takes it.
-        env = decode_envelope(delivery.body)
+        try:
+            env = decode_envelope(delivery.body)
+        except EnvelopeError as bad:
+            # the body was the problem and even its error-end wrapper is too big: the engine takes it away
+            raise PermanentError(
+                f"the message is not a valid envelope ({bad}) and wrapped for error-end it is too big for the "
+                f"broker ({exc})"
+            ) from bad
         await self._fail(env, ErrorCode.PROCESSING_ERROR.value, {"message": message, "type": type(exc).__name__})
         return Outcome.ERROR, env
 
