@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 from typing import Any
 
@@ -21,7 +22,8 @@ from transports.contract import (
     next_delivery,
 )
 
-from asya.contracts.errors import PermanentError, TransportFeatureNotSupported
+from asya import transports
+from asya.contracts.errors import PermanentError, TransportError, TransportFeatureNotSupported
 from asya.transports import Delivery, Transport, TransportSettings
 from asya.transports.rabbitmq import PublishNotConfirmedError
 
@@ -154,6 +156,47 @@ class TestRabbitMQBrokerRestart(RabbitMQConfig, TransportContract):
         await eventually(lambda: _depth_is(t, q, 0))
         ours = [r.getMessage() for r in caplog.records if r.name == "asya.transports.rabbitmq"]
         assert any("will be redelivered" in m for m in ours)
+
+
+class TestRabbitMQFailures(RabbitMQConfig, TransportContract):
+    async def test_a_publish_the_broker_does_not_confirm_in_time_is_a_transport_error(self) -> None:
+        # A memory alarm makes RabbitMQ stop reading from publishing connections: no confirm comes.
+        t = transports.create(dataclasses.replace(self.settings(), publish_timeout_s=1.0))
+        await t.connect()
+        self._opened.append(t)
+        q = await self.new_queue(t)
+        await asyncio.to_thread(self.server.ctl, "set_vm_memory_high_watermark", "0")
+        try:
+            start = asyncio.get_running_loop().time()
+            with pytest.raises(TransportError, match="not confirmed within"):
+                await t.publish(q, b"stuck")
+            assert asyncio.get_running_loop().time() - start < DEADLINE_S
+        finally:
+            await asyncio.to_thread(self.server.ctl, "set_vm_memory_high_watermark", "0.4")
+
+    async def test_every_operation_on_a_dead_broker_is_a_transport_error(self) -> None:
+        settings = dataclasses.replace(self.settings(), publish_timeout_s=1.0)
+        t = transports.create(settings)
+        await t.connect()
+        self._opened.append(t)
+        q = await self.new_queue(t)
+        await asyncio.to_thread(self.server.crash)
+        try:
+            ops = {
+                "publish": lambda: t.publish(q, b"x"),
+                "ensure_queue": lambda: t.ensure_queue(q),
+                "delete_queue": lambda: t.delete_queue(q),
+                "queue_depth": lambda: t.queue_depth(q),
+                "consume": lambda: anext(t.consume(q, prefetch=1)),
+                "connect": transports.create(settings).connect,
+            }
+            for name, op in ops.items():
+                with pytest.raises(TransportError) as info:
+                    await asyncio.wait_for(op(), DEADLINE_S)
+                assert info.value.__cause__ is not None, name
+        finally:
+            await asyncio.to_thread(self.server.start)
+        await t.publish(q, b"back")  # and the same transport carries on once the broker is back
 
 
 async def _depth_is(t: Transport, q: str, n: int) -> bool:
