@@ -322,23 +322,26 @@ def _trouble_text(exc: BaseException) -> str:
 
 
 def _processor_failure(actor: str, exc: Exception) -> failures.Failure:
-    return failures.Failure(
+    return _failure(
         DlqReason.PROCESSOR_ERROR,
-        ErrorCode.PROCESSING_ERROR.value,
+        exc,
         f"actor {actor!r} failed on this message with {type(exc).__name__}: {exc}. This is a fault in Asya or "
         "in what the handler returned, not in the broker; the message was taken out of the queue so it cannot loop.",
-        f"{type(exc).__module__}.{type(exc).__qualname__}",
     )
 
 
 def _undeliverable(actor: str, exc: Exception) -> failures.Failure:
-    return failures.Failure(
+    return _failure(
         DlqReason.UNDELIVERABLE,
-        ErrorCode.PROCESSING_ERROR.value,
+        exc,
         f"actor {actor!r} could not send this message on: {exc}. It was taken out of the queue so it cannot loop; "
         "with ASYA_STORAGE_URL set, large payloads travel by claim check instead.",
-        f"{type(exc).__module__}.{type(exc).__qualname__}",
     )
+
+
+def _failure(reason: DlqReason, exc: Exception, message: str) -> failures.Failure:
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return failures.Failure(reason, ErrorCode.PROCESSING_ERROR.value, message, kind)
 
 
 async def run_until_signalled(engine: Engine) -> None:

@@ -252,6 +252,10 @@ class RuntimeProcessor:
                 except TimeoutError:
                     raise _HandlerTimeout from None
                 if "error" in item:
+                    if held is not None:  # a partial fan-out: the one item before the failure is a child too
+                        fan_out, emitted = True, True
+                        await emit(held, 0, True)
+                        held = None
                     error = error or item
                     continue
                 if held is None and not fan_out:
