@@ -61,23 +61,22 @@ def failing_actor(msg: dict[str, Any]) -> str:
     return "unknown"
 
 
-def _int(value: object, default: int) -> int:
+def _number(value: object, default: float, kind: type[float] | type[int]) -> float:
     # headers may have crossed a broker that stringified them
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return default
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
         return default
+
+
+def _int(value: object, default: int) -> int:
+    return int(_number(value, default, int))
 
 
 def _float(value: object, default: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        return default
+    return _number(value, default, float)
 
 
 def quantize(delay_s: float) -> float:
