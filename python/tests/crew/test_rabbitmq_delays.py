@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import aio_pika
 import pytest
 
 from asya import transports
@@ -95,3 +96,34 @@ async def test_every_delayed_message_survives_a_kill_9_of_the_broker(rmq: Any, r
         pytest.fail(f"{len(expected - seen)} of {K_CRASH} delayed messages never came back after kill -9")
     finally:
         await it.aclose()  # type: ignore[attr-defined]
+
+
+async def test_old_classic_delay_queues_do_not_break_an_upgrade(rmq: Any) -> None:
+    # A broker that ran the previous release still has classic asya-delay-<ms> queues (and their
+    # exchanges); declaring a quorum queue under that name would fail with PRECONDITION_FAILED.
+    t, q = rmq
+    delay_ms = 200 + uuid.uuid4().int % 1000
+    old = f"asya-delay-{delay_ms}"
+    channel = await t._conn().channel()
+    exchange = await channel.declare_exchange(old, aio_pika.ExchangeType.FANOUT, durable=True, auto_delete=True)
+    queue = await channel.declare_queue(
+        old,
+        durable=True,
+        arguments={
+            "x-message-ttl": delay_ms,
+            "x-dead-letter-exchange": "",
+            "x-expires": delay_ms + 300_000,
+            "x-queue-type": "classic",
+        },
+    )
+    await queue.bind(exchange)
+    try:
+        await _rabbitmq_delays.publish_delayed(t, q, b"after-upgrade", delay_s=delay_ms / 1000)
+        it = t.consume(q, prefetch=1)
+        d = await asyncio.wait_for(anext(it), 10)
+        assert d.body == b"after-upgrade"
+        await d.ack()
+        await it.aclose()  # type: ignore[attr-defined]
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+        await channel.close()
