@@ -40,60 +40,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
+from transports.helpers import DEADLINE_S, eventually, next_delivery, take, until_marker
 
 from asya import transports
 from asya.transports import Delivery, Transport
 
-DEADLINE_S = 15.0
-"""Longest wait for something that must happen."""
+__all__ = ["DEADLINE_S", "LEASE_S", "eventually", "next_delivery", "take", "until_marker"]
+
 LEASE_S = 2.0
 """Visibility timeout lease-based transports should use in these tests."""
 QUIET_S = 0.5
 """How long the prefetch test waits for a delivery that must not arrive."""
 NACKS = 3
 """How often the attempt-counting test requeues one message."""
-
-
-async def next_delivery(it: AsyncIterator[Delivery], timeout: float = DEADLINE_S) -> Delivery:
-    return await asyncio.wait_for(anext(it), timeout)
-
-
-async def take(it: AsyncIterator[Delivery], n: int, *, ack: bool = True) -> list[Delivery]:
-    out = []
-    for _ in range(n):
-        d = await next_delivery(it)
-        if ack:
-            await d.ack()
-        out.append(d)
-    return out
-
-
-async def until_marker(it: AsyncIterator[Delivery], marker: bytes) -> list[bytes]:
-    """Ack everything up to and including ``marker``; return the bodies seen before it."""
-    seen = []
-    while True:
-        d = await next_delivery(it)
-        await d.ack()
-        if d.body == marker:
-            return seen
-        seen.append(d.body)
-
-
-async def eventually(check: Callable[[], Any], timeout: float = DEADLINE_S) -> None:
-    """Poll ``check`` (returning a bool or an awaitable of one) until true or the deadline passes."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    delay = 0.01
-    while not await _value(check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 class TransportContract:
@@ -408,7 +371,3 @@ class ConcurrencyContract(TransportContract):
             task.cancel()
         assert sorted(seen) == list(range(n))
         assert peak <= prefetch
-
-
-async def _value(result: Any) -> Any:
-    return await result if inspect.isawaitable(result) else result
