@@ -77,6 +77,7 @@ class RunResult:
     elapsed_s: float
     results_dir: Path
     summary: Summary
+    input_ids: tuple[str, ...]
 
 
 def transport_url(opts: RunOptions) -> str:
@@ -188,7 +189,8 @@ async def run(
     removed = stored.sweep_temp(results)
     summary = summarize(tracker.state, stored.scan(results, before), still_queued, removed)
     complete = complete and not summary.unaccounted
-    return RunResult(tracker.progress, complete, time.monotonic() - started, results, summary)
+    elapsed = time.monotonic() - started
+    return RunResult(tracker.progress, complete, elapsed, results, summary, tuple(sorted(tracker.state.inputs)))
 
 
 async def _settled_depth(probe: QueueProbe, queues: list[str]) -> int | None:
