@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 DELAY_PREFIX = "asya-delayq-"
 EXPIRES_MARGIN_MS = 5 * 60 * 1000
 """How long an unused delay queue outlives its TTL before RabbitMQ deletes it."""
+PREDECLARE_CHANNELS = 8
+"""Channels ``predeclare`` declares on in parallel."""
 REDECLARE_EVERY_S = 240.0
 """Re-declare a delay queue this often while publishing to it (resets x-expires; < EXPIRES_MARGIN)."""
 
@@ -88,7 +90,7 @@ async def _channel(transport: RabbitMQTransport, state: _State) -> Any:
     return state.channel
 
 
-async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
+async def _declare(transport: RabbitMQTransport, delay_ms: int, own_channel: Any = None) -> str:
     name = delay_name(delay_ms)
     state = _states.setdefault(transport, _State())
     if time.monotonic() - state.declared.get(name, -math.inf) < REDECLARE_EVERY_S:
@@ -96,7 +98,7 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
     async with state.locks.setdefault(name, asyncio.Lock()):  # concurrent retries with one delay share a declare
         if time.monotonic() - state.declared.get(name, -math.inf) < REDECLARE_EVERY_S:
             return name
-        channel = await _channel(transport, state)
+        channel = own_channel or await _channel(transport, state)
         try:
             exchange = await channel.declare_exchange(
                 name, aio_pika.ExchangeType.FANOUT, durable=True, auto_delete=True, robust=False
@@ -116,7 +118,8 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
             )
             await queue.bind(exchange, routing_key="", robust=False)
         except BaseException:
-            state.channel = None  # a broker error closed it; the next call opens a fresh one
+            if own_channel is None:
+                state.channel = None  # a broker error closed it; the next call opens a fresh one
             raise
         state.declared[name] = time.monotonic()
     return name
@@ -124,9 +127,23 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int) -> str:
 
 async def predeclare(transport: RabbitMQTransport, delays_s: list[float]) -> None:
     """Declare the delay queues for ``delays_s`` ahead of use, so a first retry pays no declare."""
+    todo = sorted({max(1, math.ceil(d * 1000)) for d in delays_s})
+
+    async def worker(share: list[int]) -> None:
+        # A quorum queue declare starts a Raft member (~70 ms here) and a channel runs one
+        # method at a time: several channels in parallel keep a 200-delay warm-up short.
+        channel = await transport._conn().channel(publisher_confirms=False)
+        try:
+            for delay_ms in share:
+                await _declare(transport, delay_ms, channel)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+
     with rabbitmq._broker_call("declare of delay queues"):
-        for delay_s in sorted({max(1, math.ceil(d * 1000)) for d in delays_s}):
-            await _declare(transport, delay_s)
+        await asyncio.gather(
+            *(worker(todo[i::PREDECLARE_CHANNELS]) for i in range(min(PREDECLARE_CHANNELS, len(todo))))
+        )
 
 
 async def publish_delayed(
