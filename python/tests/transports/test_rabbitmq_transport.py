@@ -118,6 +118,21 @@ class TestRabbitMQSpecifics(RabbitMQConfig, TransportContract):
         assert again.attempt == 4
         await again.ack()
 
+    async def test_a_counted_requeue_that_cannot_republish_falls_back_and_says_so(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.WARNING, logger="asya.transports.rabbitmq")
+        t = await self.make_transport()
+        q = await self.new_queue(t)
+        await t.publish(q, b"job")
+        d = await next_delivery(self.consume(t, q))
+        await t.delete_queue(q)  # the copy has nowhere to go: the broker returns it
+        await d.nack(requeue=True)  # must not raise: the plain requeue is the fallback
+        ours = [r.getMessage() for r in caplog.records if r.name == "asya.transports.rabbitmq"]
+        assert any(d.message_id in m and "counted requeue" in m for m in ours), ours
+        await t.ensure_queue(q)  # and the transport carries on
+        await t.publish(q, b"after")
+
 
 class TestRabbitMQBrokerRestart(RabbitMQConfig, TransportContract):
     async def test_consumer_and_publisher_carry_on_across_restart(self, caplog: pytest.LogCaptureFixture) -> None:
