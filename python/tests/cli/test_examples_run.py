@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from asya.cli import results
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if (p / "pipeline.yaml").exists())
@@ -33,6 +36,11 @@ def dev_run(pipeline: Path, out: Path, *extra: str) -> subprocess.CompletedProce
     res = subprocess.run(args, capture_output=True, text=True, timeout=280)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "Pipeline complete" in res.stdout
+    # the printed summary is the folders, not the reports
+    printed = re.search(r"(\d+) result\(s\), (\d+) dead letter\(s\)", " ".join(res.stdout.split()))
+    assert printed, res.stdout[-2000:]
+    scan = results.scan(out / "results")
+    assert (int(printed[1]), int(printed[2])) == (len(scan.results), len(scan.dead_letters))
     return res
 
 
