@@ -57,5 +57,5 @@ async def dead_letter(crew: Crew, record: dict[str, Any], actor: str, reason: Dl
         # too big for the queue: the stored record is complete, the queue gets a notice pointing at it
         await crew.transport.publish(dlq, failures.notice(record, uri))
     crew.metrics.inc(names.CREW_DEAD_LETTERS, actor=actor, reason=reason.value)
-    crew.reporter.final(FAILED, record, actor=actor, reason=reason.value, error=failures.summary(record), uri=uri)
+    await crew.reporter.final(FAILED, record, actor=actor, reason=reason.value, error=failures.summary(record), uri=uri)
     return uri

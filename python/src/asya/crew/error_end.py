@@ -91,7 +91,9 @@ async def handle(crew: Crew, delivery: transports.Delivery) -> Verdict:
         log.info(
             "retry %s at %s: attempt %d in %.3fs", msg.get("id"), decision.actor, decision.attempt, decision.delay_s
         )
-        crew.reporter.final(RETRYING, msg, actor=decision.actor, attempt=decision.attempt, delay_s=decision.delay_s)
+        await crew.reporter.final(
+            RETRYING, msg, actor=decision.actor, attempt=decision.attempt, delay_s=decision.delay_s
+        )
     else:
         uri = await deadletter.dead_letter(crew, msg, decision.actor, decision.reason, decision.detail)
         log.info("dead-lettered %s from %s (%s): %s", msg.get("id"), decision.actor, decision.reason.value, uri)

@@ -91,7 +91,7 @@ async def handle(crew: Crew, delivery: transports.Delivery) -> Verdict:
             if crew.stopping.is_set():
                 return Verdict.GIVE_BACK
     crew.metrics.inc(names.CREW_RESULTS_STORED, actor=actor)
-    crew.reporter.final(SUCCEEDED, env, actor=actor, result=env.get("payload"), uri=uri)
+    await crew.reporter.final(SUCCEEDED, env, actor=actor, result=env.get("payload"), uri=uri)
     return Verdict.ACK
 
 

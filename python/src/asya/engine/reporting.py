@@ -6,17 +6,20 @@ Two kinds, one reporter:
 - final, from the end actors: ``POST <gateway>/jobs/<id>/final``
   ``{id, parent_id, status: succeeded|retrying|failed, actor, ...}``.
 
-Reports go through a bounded in-memory queue drained by one background task,
-so a slow or absent gateway never holds an envelope back. They are advisory:
-results and dead letters are stored by the crew, which is the record of truth.
-A full queue drops a report and counts it; on shutdown the queue gets a short
-grace to empty.
+Progress reports go through a bounded in-memory queue drained by one
+background task, so a slow or absent gateway never holds an envelope back; a
+full queue drops a report and counts it, and on shutdown the queue gets a short
+grace to empty. Final reports are sent before the end actor acknowledges (a
+crash in between repeats the report, never loses it), each bounded by a short
+timeout so a gateway outage costs seconds, not messages: the stored result or
+dead letter stays the record of truth.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -41,6 +44,7 @@ class Reporter:
         self.url = (gateway_url or "").rstrip("/")
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._timeout_s = timeout_s
         self.dropped = 0
         self.failed = 0
@@ -61,11 +65,13 @@ class Reporter:
         }
         self._put("progress", event)
 
-    def final(self, status: str, env: Envelope, **extra: Any) -> None:
-        """Queue a final report (``succeeded``, ``retrying`` or ``failed``) for ``env``."""
+    async def final(self, status: str, env: Envelope, **extra: Any) -> bool:
+        """Send a final report (``succeeded``, ``retrying`` or ``failed``) for ``env``; True when the gateway took it."""
+        if not self.url:
+            return False
         event: dict[str, Any] = {"id": str(env.get("id", "")), "parent_id": env.get("parent_id"), "status": status}
         event.update({k: v for k, v in extra.items() if v is not None})
-        self._put("final", event)
+        return await self._post("final", event)
 
     def _put(self, kind: str, event: dict[str, Any]) -> None:
         if not self.url:
@@ -86,6 +92,8 @@ class Reporter:
     async def stop(self) -> None:
         """Give queued reports a short grace to leave, then stop."""
         if self._task is None:
+            if self._client is not None:
+                await self._client.close()
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), _FLUSH_ON_STOP_S)
@@ -93,21 +101,33 @@ class Reporter:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._client is not None:
+            await self._client.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._client is None or self._client.closed:
+            timeout = aiohttp.ClientTimeout(total=self._timeout_s)
+            self._client = aiohttp.ClientSession(timeout=timeout, json_serialize=_dumps)
+        return self._client
+
+    async def _post(self, kind: str, event: dict[str, Any]) -> bool:
+        url = f"{self.url}/jobs/{quote(str(event.get('id')), safe='')}/{kind}"
+        try:
+            async with self._session().post(url, json=event) as resp:
+                if resp.status < 400:
+                    return True
+                self._failed(f"gateway answered {resp.status}", event)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self._failed(str(exc) or type(exc).__name__, event)
+        return False
 
     async def _drain(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout, json_serialize=_dumps) as session:
-            while True:
-                kind, event = await self._queue.get()
-                url = f"{self.url}/jobs/{quote(str(event.get('id')), safe='')}/{kind}"
-                try:
-                    async with session.post(url, json=event) as resp:
-                        if resp.status >= 400:
-                            self._failed(f"gateway answered {resp.status}", event)
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    self._failed(str(exc) or type(exc).__name__, event)
-                finally:
-                    self._queue.task_done()
+        while True:
+            kind, event = await self._queue.get()
+            try:
+                await self._post(kind, event)
+            finally:
+                self._queue.task_done()
 
     def _failed(self, why: str, event: dict[str, Any]) -> None:
         self.failed += 1
@@ -116,6 +136,4 @@ class Reporter:
 
 
 def _dumps(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, default=str)
