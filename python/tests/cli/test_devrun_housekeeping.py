@@ -91,3 +91,19 @@ async def test_the_local_queue_check_counts_leased_and_delayed_messages(tmp_path
         await stream.aclose()  # type: ignore[attr-defined]
     finally:
         await transport.close()
+
+
+async def test_the_supervisor_resumes_every_child_after_a_stop(tmp_path: Path) -> None:
+    # dev run stops everything to re-check the queues and starts again when something was left
+    supervisor = Supervisor(tmp_path)
+    sock = supervisor.socket_dir("a", 0)
+    child = await supervisor.start("sleeper", ["http.server", "0", "--bind", "127.0.0.1"], dict(os.environ))
+    await supervisor.stop(grace_s=10)
+    first = child.proc
+    await supervisor.resume()
+    try:
+        assert child.proc is not first and child.proc is not None and child.proc.returncode is None
+        assert sock.is_dir(), "the runtime and sidecar of a resumed replica need their socket folder back"
+    finally:
+        await supervisor.stop(grace_s=10)
+    assert not supervisor.socket_root.exists()

@@ -35,6 +35,8 @@ from asya.contracts import DLQ_NAME, ERROR_END, HAPPY_END, encode_envelope, queu
 
 log = logging.getLogger("asya.cli.devrun")
 
+PROBE_EVERY_S = 0.2
+"""Queue checks at most this often (every report wakes the wait loop)."""
 FILE_SCAN_EVERY_S = 1.0
 """While queues look empty but ids are open (reports lost), look at the stored files this often."""
 
@@ -66,6 +68,8 @@ class Summary:
     still_queued: int | None
     """Envelopes left in the pipeline's queues after the processes stopped (None: could not tell)."""
     processed_twice: int
+    dlq_only: int
+    """Envelopes the consumer engine sent straight to asya-dlq (delivery limit): no file, but ended."""
     foreign_reports: int
     temp_files_removed: int
 
@@ -218,7 +222,8 @@ async def _wait_quiet(
     state = tracker.state
     quiet_since: float | None = None
     seen_version = -1
-    next_scan = 0.0
+    next_scan = next_probe = 0.0
+    last_depth: int | None = None
     while True:
         now = time.monotonic()
         if render is not None:
@@ -227,12 +232,20 @@ async def _wait_quiet(
             return False
         if state.version != seen_version:
             seen_version, quiet_since = state.version, None
-        depth = await probe.pending(queues)
-        if depth == 0 and state.open_ids and now >= next_scan:
-            # queues empty but ids open: a report was lost; the stored files say how those ids ended
-            scan = await asyncio.to_thread(stored.scan, results, before)
-            state.resolve_from_files(scan.results, scan.dead_letters)
+        depth: int | None = None
+        if not state.open_ids and now >= next_probe:
+            next_probe = now + PROBE_EVERY_S
+            depth = await probe.pending(queues)
+        elif not state.open_ids:
+            depth = last_depth
+        elif now >= next_scan:  # ids open: while work flows that is normal, so only look now and then
             next_scan = now + FILE_SCAN_EVERY_S
+            depth = await probe.pending(queues)
+            if depth == 0:
+                # queues empty but ids open: a report was lost; the stored files say how those ids ended
+                scan = await asyncio.to_thread(stored.scan, results, before)
+                state.resolve_from_files(scan.results, scan.dead_letters)
+        last_depth = depth
         if depth == 0 and not state.open_ids:
             quiet_since = quiet_since if quiet_since is not None else now
             if now - quiet_since >= settle_s:
@@ -263,6 +276,7 @@ def summarize(state: RunState, scan: stored.Scan, still_queued: int | None, temp
         unaccounted=tuple(sorted(state.inputs - ended_roots)),
         still_queued=still_queued,
         processed_twice=state.progress.processed_twice,
+        dlq_only=sum(1 for i, kind in state.terminal.items() if kind == "dlq" and i not in ours_dead),
         foreign_reports=len(state.foreign_ids),
         temp_files_removed=temp_removed,
     )

@@ -48,6 +48,8 @@ def summary(out_dir: Path, result: RunResult) -> None:
     )
     if s.processed_twice:
         console.print(f"  {s.processed_twice} envelope(s) were processed more than once (redelivered after a crash).")
+    if s.dlq_only:
+        console.print(f"  {s.dlq_only} envelope(s) went straight to asya-dlq (delivery limit); see `asya dlq`.")
     if s.result_files > s.results or s.dead_letter_files > s.dead_letters:
         console.print(
             f"  {s.result_files} result file(s) and {s.dead_letter_files} dead-letter file(s): "
