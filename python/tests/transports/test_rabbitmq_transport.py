@@ -211,7 +211,10 @@ class TestRabbitMQFailures(RabbitMQConfig, TransportContract):
                 assert info.value.__cause__ is not None, name
         finally:
             await asyncio.to_thread(self.server.start)
-        await t.publish(q, b"back")  # and the same transport carries on once the broker is back
+        # The same transport carries on once the broker is back (declaring again: a SIGKILL
+        # moments after a declare may cost the broker that queue).
+        await t.ensure_queue(q)
+        await t.publish(q, b"back")
 
 
 async def _depth_is(t: Transport, q: str, n: int) -> bool:
