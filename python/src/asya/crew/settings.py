@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from asya.contracts import HAPPY_END
 from asya.contracts.errors import ErrorCode
+from asya.engine import aliases
 from asya.engine.settings import DEFAULT_MAX_DELIVERIES, EngineSettings
 from asya.storage.settings import S3Settings
 from asya.transports import TransportSettings
@@ -92,7 +93,7 @@ class CrewSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CrewSettings:
         """Read ``ASYA_*`` and ``AWS_*`` variables (the shared ones through ``EngineSettings``)."""
-        e = os.environ if env is None else env
+        e = aliases.resolve(os.environ if env is None else env)
         shared = EngineSettings.from_env(e, actor=HAPPY_END)
         defaults = RetrySettings()
         non_retryable = e.get("ASYA_RETRY_NON_RETRYABLE")

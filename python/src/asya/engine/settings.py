@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 
 from asya.contracts import DLQ_NAME, ERROR_END, HAPPY_END, validate_actor_name
+from asya.engine import aliases
 from asya.storage.settings import S3Settings
 from asya.transports import TransportSettings
 
@@ -57,7 +58,7 @@ class EngineSettings:
         cls, env: Mapping[str, str] | None = None, *, actor: str | None = None, http_port: int = 0
     ) -> EngineSettings:
         """Read the shared ``ASYA_*`` variables; ``actor`` overrides ``ASYA_ACTOR`` (crew processes)."""
-        e = os.environ if env is None else env
+        e = aliases.resolve(os.environ if env is None else env)
         name = validate_actor_name(actor if actor is not None else e.get("ASYA_ACTOR", ""), "ASYA_ACTOR")
         options = {
             k.removeprefix("ASYA_TRANSPORT_OPT_").lower(): v

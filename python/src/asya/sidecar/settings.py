@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 
 from asya.contracts import headers, protocol
+from asya.engine import aliases
 from asya.engine.settings import EngineSettings
 
 _RETRY_VARS = (
@@ -48,7 +49,7 @@ class SidecarSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SidecarSettings:
-        e = os.environ if env is None else env
+        e = aliases.resolve(os.environ if env is None else env)
         return cls(
             engine=EngineSettings.from_env(e, http_port=8080),
             socket_dir=e.get("ASYA_SOCKET_DIR", protocol.SOCKET_DIR_DEFAULT),
