@@ -82,6 +82,8 @@ class RunResult:
     results_dir: Path
     summary: Summary
     input_ids: tuple[str, ...]
+    resumed: int = 0
+    """Times the processes were started again because envelopes were left once they stopped."""
 
 
 def transport_url(opts: RunOptions) -> str:
@@ -150,6 +152,7 @@ async def run(
     started = time.monotonic()
     complete = False
     still_queued: int | None = None
+    resumed = 0
     try:
         for queue in [*queues, DLQ_NAME]:
             await transport.ensure_queue(queue)
@@ -179,6 +182,7 @@ async def run(
             if still_queued == 0:
                 complete = True
                 break
+            resumed += 1
             log.warning(
                 "%s envelope(s) still queued after the run looked done; starting the processes again", still_queued
             )
@@ -194,7 +198,8 @@ async def run(
     summary = summarize(tracker.state, stored.scan(results, before), still_queued, removed)
     complete = complete and not summary.unaccounted
     elapsed = time.monotonic() - started
-    return RunResult(tracker.progress, complete, elapsed, results, summary, tuple(sorted(tracker.state.inputs)))
+    input_ids = tuple(sorted(tracker.state.inputs))
+    return RunResult(tracker.progress, complete, elapsed, results, summary, input_ids, resumed)
 
 
 async def _settled_depth(probe: QueueProbe, queues: list[str]) -> int | None:
