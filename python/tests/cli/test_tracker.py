@@ -92,6 +92,13 @@ def test_without_outputs_a_fan_out_learns_its_children_from_their_own_reports() 
     assert state.progress.open == 0 and state.progress.succeeded == 2
 
 
+def test_a_progress_report_from_an_end_actor_does_not_end_the_envelope() -> None:
+    state = RunState()
+    state.expect(["r-0"])
+    state.on_progress(_progress("r-0", "happy-end", 3, outputs=[]))
+    assert state.open_ids == {"r-0"}, "only a final report (or a stored file) ends an envelope"
+
+
 def test_stored_files_stand_in_for_lost_reports() -> None:
     state = RunState()
     state.expect(["r-0", "r-1", "r-2"])

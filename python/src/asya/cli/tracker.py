@@ -30,6 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
+from asya.contracts import END_ACTORS
+
 _SUCCESS = ("success", "ended_early")
 _GIVEN_BACK = ("requeued", "returned")
 """Statuses after which the same envelope is processed again at the same step (not a duplicate)."""
@@ -117,6 +119,10 @@ class RunState:
         self.progress.by_actor[actor][status] += 1
         if status in _SUCCESS:
             self._successes[(env_id, actor, event.get("step"))] += 1
+        if actor in END_ACTORS:
+            # should the shared engine report crew deliveries too: their outcome is the final report
+            self._refresh()
+            return
         outputs = event.get("outputs")
         if isinstance(outputs, list):
             others = [str(o) for o in outputs if str(o) != env_id]
