@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import multiprocessing
 import queue as queue_module
@@ -128,6 +129,22 @@ class TestLocalFailures(LocalConfig, TransportContract):
             with pytest.raises(TransportError) as info:
                 await op()
             assert isinstance(info.value.__cause__, sqlite3.Error), name
+
+    async def test_a_publish_stuck_behind_another_writer_times_out_as_a_transport_error(self) -> None:
+        t = transports.create(dataclasses.replace(self.settings(), publish_timeout_s=0.5))
+        await t.connect()
+        self._opened.append(t)
+        q = await self.new_queue(t)
+        other = sqlite3.connect(self.queue_dir / local.DB_FILE, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock (busy_timeout is 30 s)
+        try:
+            start = asyncio.get_running_loop().time()
+            with pytest.raises(TransportError, match="not committed within"):
+                await t.publish(q, b"stuck")
+            assert asyncio.get_running_loop().time() - start < DEADLINE_S
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
 
 
 def test_a_doorbell_that_cannot_ring_warns_once(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:

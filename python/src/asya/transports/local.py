@@ -227,7 +227,12 @@ class LocalTransport(Transport):
             )
             return [row[0] for row in conn.execute("SELECT name FROM listeners WHERE queue = ?", (queue,))]
 
-        listeners = await self._write(insert, durable=True)
+        try:  # bounded: another process may hold the write lock for long (busy_timeout is 30 s)
+            listeners = await asyncio.wait_for(self._write(insert, durable=True), self.settings.publish_timeout_s)
+        except TimeoutError as exc:
+            raise TransportError(
+                f"local transport: publish to {queue!r} not committed within {self.settings.publish_timeout_s}s"
+            ) from exc
         if delay_s == 0:
             self._wake(queue)
             dead = self._bell.ring(listeners, queue)

@@ -258,7 +258,11 @@ class SQSTransport(Transport):
             entry["DelaySeconds"] = whole
         assert self._sends is not None
         try:
-            await self._sends.submit(url, entry, size)
+            await asyncio.wait_for(self._sends.submit(url, entry, size), self.settings.publish_timeout_s)
+        except TimeoutError as exc:
+            raise TransportError(
+                f"sqs: send to {queue!r} not confirmed within {self.settings.publish_timeout_s}s"
+            ) from exc
         except _sqs_support.SQSError as exc:
             if exc.sender_fault:  # SQS judged the message itself: sending it again fails the same way
                 raise PermanentError(f"sqs refused a message to {queue!r} for good: {exc}") from exc
