@@ -33,7 +33,7 @@ from asya.contracts.envelope import Envelope
 from asya.engine import Failure, Verdict, failures
 from asya.sidecar import publishing, routing
 from asya.sidecar.observability import SidecarMetrics
-from asya.sidecar.runtime_client import RuntimeClient, RuntimeConnectionError
+from asya.sidecar.runtime_client import Lease, RuntimeClient, RuntimeConnectionError
 from asya.sidecar.settings import SidecarSettings
 from asya.storage import claimcheck
 from asya.transports import Delivery
@@ -95,7 +95,12 @@ class RuntimeProcessor:
     def __init__(self, settings: SidecarSettings, runtime: RuntimeClient | None = None) -> None:
         self.settings = settings
         self.actor = settings.actor
-        self.runtime = runtime or RuntimeClient(settings.socket_dir, pool_size=settings.engine.prefetch)
+        self.runtime = runtime or RuntimeClient(
+            settings.socket_dir,
+            pool_size=settings.engine.prefetch,
+            plain_connections=settings.runtime_connections,
+            refused_grace_s=settings.runtime_refused_grace_s,
+        )
         self.gate = RuntimeGate(self.runtime)
         self.abandoned_calls = 0
         self.engine: Engine | None = None
@@ -176,6 +181,11 @@ class RuntimeProcessor:
         if current_actor(env) != self.actor:
             await self._fail(env, ErrorCode.MSG_PARSING_ERROR.value, routing.route_mismatch_details(env, self.actor))
             return Outcome.ERROR, env
+        if routing.hops(env) >= self.settings.max_hops:
+            details = routing.hop_budget_details(env, self.actor, self.settings.max_hops)
+            log.warning("envelope %s spent its hop budget at %s: error-end", env["id"], self.actor)
+            await self._fail(env, ErrorCode.PROCESSING_ERROR.value, details)
+            return Outcome.ERROR, env
         body = delivery.body
         if claimcheck.reference(env.get("payload")) is not None:
             if self.store is None:
@@ -199,6 +209,14 @@ class RuntimeProcessor:
         await self.gate.wait()
         try:
             return await self._call(env, body)
+        except _ConnectTimeout:
+            self.metrics.runtime_errors.labels(code=ErrorCode.TIMEOUT_ERROR.value).inc()
+            message = (
+                f"the runtime of actor {self.actor!r} took no connection within "
+                f"{self.settings.processing_timeout_s:g}s (its listen backlog stayed full: busy or hung)"
+            )
+            await self._fail(env, ErrorCode.TIMEOUT_ERROR.value, {"message": message, "type": "TimeoutError"})
+            return Outcome.ERROR
         except _HandlerTimeout:
             self.abandoned_calls += 1
             self.metrics.runtime_errors.labels(code=ErrorCode.TIMEOUT_ERROR.value).inc()
@@ -219,9 +237,21 @@ class RuntimeProcessor:
         The processing timeout bounds only the wait for the runtime's items (the handler); publishing an
         output is bounded by the transport, whose failure is broker trouble, not a slow handler.
         """
+        lease = await self.runtime.reserve()  # a 0.1.x runtime takes one call at a time: queue here, off the clock
+        try:
+            return await self._call_leased(env, body, lease)
+        finally:
+            lease.release()
+
+    async def _call_leased(self, env: Envelope, body: bytes, lease: Lease) -> Outcome:
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self.settings.processing_timeout_s
-        window: set[asyncio.Task[None]] = set()
+        try:
+            async with asyncio.timeout_at(deadline):
+                conn = await self.runtime.checkout(lease)
+        except TimeoutError:
+            raise _ConnectTimeout from None
+        window = publishing.OrderedSends(self.publisher, _PUBLISH_WINDOW)
         held: dict[str, Any] | None = None
         index = 0
         fan_out = False
@@ -234,14 +264,9 @@ class RuntimeProcessor:
             if not many:  # the common 1:1 hop: no task, just wait for the confirm
                 await self.publisher.send(dest, out)
                 return
-            while len(window) >= _PUBLISH_WINDOW:
-                done, _ = await asyncio.wait(window, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    window.discard(task)
-                    task.result()
-            window.add(asyncio.create_task(self.publisher.send(dest, out)))
+            await window.put(dest, out)  # children reach the queue in order, confirms pipelined
 
-        items = self.runtime.call(body)
+        items = self.runtime.exchange(conn, body)
         try:
             while True:
                 try:
@@ -272,8 +297,7 @@ class RuntimeProcessor:
             if held is not None:
                 await emit(held, 0, False)
                 emitted = True
-            if window:
-                await asyncio.gather(*window)
+            await window.drain()
         except EnvelopeError as exc:  # the handler produced an envelope that breaks the contract
             error = {
                 "error": ErrorCode.PROCESSING_ERROR.value,
@@ -283,9 +307,9 @@ class RuntimeProcessor:
                 },
             }
         finally:
-            for task in window:
-                task.cancel()
+            window.cancel()
             await cast(AsyncGenerator[dict[str, Any], None], items).aclose()  # closes an unfinished socket
+            self.runtime.finish(conn)  # an exchange that never started has not done it
             self.metrics.processing_seconds.observe(time.perf_counter() - started)
 
         if error is not None:
@@ -322,6 +346,10 @@ class RuntimeProcessor:
         )
         await self._fail(env, ErrorCode.CONNECTION_ERROR.value, {"message": message, "type": type(exc).__name__})
         return Outcome.ERROR
+
+
+class _ConnectTimeout(Exception):
+    """The runtime accepted no connection within the processing timeout (internal signal)."""
 
 
 class _HandlerTimeout(Exception):

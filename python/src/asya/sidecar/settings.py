@@ -43,6 +43,16 @@ class SidecarSettings:
     """This actor's retry budget, stamped into error-end messages as ``x-asya-retry-*`` headers
     (from ASYA_RETRY_MAX_ATTEMPTS / _BACKOFF_BASE_S / _BACKOFF_MAX_S; empty = error-end's defaults)."""
 
+    runtime_connections: int = 1
+    """Calls sent at once to a runtime whose ready file advertises no features (Asya 0.1.x: it serves one
+    connection at a time behind a listen backlog of 5); a runtime with features takes up to the prefetch."""
+    runtime_refused_grace_s: float = 5.0
+    """How long a runtime socket may refuse connections before the runtime counts as gone (seconds):
+    long enough for a restarting runtime to bind again without the envelope being given back."""
+    max_hops: int = 1000
+    """Outputs an envelope may pass through (the ``x-asya-hops`` header); past it the envelope goes to
+    error-end as ``hop_budget`` instead of looping forever (an envelope-mode handler that re-sends to itself)."""
+
     @property
     def actor(self) -> str:
         return self.engine.actor
@@ -57,4 +67,15 @@ class SidecarSettings:
             runtime_ready_timeout_s=float(e.get("ASYA_RUNTIME_READY_TIMEOUT_S", "120")),
             retry_defaults={header: float(e[var]) for var, header in _RETRY_VARS if e.get(var)},
             claim_check_bytes=int(e.get("ASYA_CLAIM_CHECK_BYTES", str(256 * 1024))),
+            runtime_connections=_positive_int(e, "ASYA_RUNTIME_CONNECTIONS", 1),
+            runtime_refused_grace_s=float(e.get("ASYA_RUNTIME_REFUSED_GRACE_S", "5")),
+            max_hops=_positive_int(e, "ASYA_MAX_HOPS", 1000),
         )
+
+
+def _positive_int(e: Mapping[str, str], name: str, default: int) -> int:
+    raw = e.get(name, "")
+    value = int(raw) if raw.strip() else default
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {raw!r}")
+    return value
