@@ -43,6 +43,9 @@ class DlqReason(str, enum.Enum):
     """The broker delivered the message more than ``ASYA_MAX_DELIVERIES`` times, whatever the cause."""
     PROCESSOR_ERROR = "processor_error"
     """An end actor itself failed on the message with an unexpected exception (a bug, not the broker)."""
+    HOP_BUDGET = "hop_budget"
+    """The envelope passed through ``ASYA_MAX_HOPS`` outputs (``x-asya-hops``): a route that loops, e.g. an
+    envelope-mode handler that keeps sending the envelope back to its own actor."""
 
 
 class AsyaError(Exception):

@@ -27,3 +27,6 @@ DLQ_AT = "x-asya-dlq-at"
 """Unix time (float) at which error-end dead-lettered the envelope."""
 REPLAYED = "x-asya-replayed"
 """How many times ``asya dlq replay`` sent this envelope back (int)."""
+HOPS = "x-asya-hops"
+"""Outputs this envelope has passed through (int); the sidecar adds one per published output and sends it to
+error-end (``hop_budget``) once ``ASYA_MAX_HOPS`` is spent, which stops a runaway self-loop."""

@@ -203,10 +203,12 @@ class Invocation:
             raise RouteRewriteError(
                 "envelope-mode handler changed route steps 0..%d (done or current); only later steps may change" % cur
             )
-        if not isinstance(new_cur, int) or not cur < new_cur <= len(actors):
+        # ``current`` left where it is sends the envelope back to this actor: a deliberate loop, as in 0.1.x
+        # (the sidecar's hop budget, x-asya-hops, stops one that never ends). Going back is refused.
+        if not isinstance(new_cur, int) or isinstance(new_cur, bool) or not cur <= new_cur <= len(actors):
             raise RouteRewriteError(
-                "envelope-mode handler must advance route.current past %d (got %r); the runtime does not"
-                % (cur, new_cur)
+                "envelope-mode handler must keep route.current at %d or advance it (got %r); steps already done "
+                "cannot be re-entered" % (cur, new_cur)
             )
         return value
 

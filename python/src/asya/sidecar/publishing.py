@@ -9,6 +9,8 @@ fan-out), which is what progress reports list as ``outputs``.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextvars
 
 from asya.contracts import encode_envelope, queue_name
@@ -50,12 +52,53 @@ class Publisher:
         self._threshold = threshold
 
     async def send(self, actor: str, env: Envelope) -> None:
+        queue, body = await self.prepare(actor, env)
+        await self.publish(actor, env, queue, body)
+
+    async def prepare(self, actor: str, env: Envelope) -> tuple[str, bytes]:
+        """Everything before the publish itself: the queue exists, a large payload is in the store."""
         queue = queue_name(actor)
         if queue not in self._ensured:
             await self._transport.ensure_queue(queue)
             self._ensured.add(queue)
         if self._store is not None:
             env = await claimcheck.offload(env, self._store, self._threshold)
-        await self._transport.publish(queue, encode_envelope(env))
+        return queue, encode_envelope(env)
+
+    async def publish(self, actor: str, env: Envelope, queue: str, body: bytes) -> None:
+        """Publish what ``prepare`` returned and wait for the broker's confirm."""
+        await self._transport.publish(queue, body)
         self._metrics.outputs_published.labels(destination=actor).inc()
         note(str(env.get("id")))
+
+
+class OrderedSends:
+    """Publishes a fan-out in the order it is given, with up to ``window`` broker confirms outstanding.
+
+    Each output is prepared (queue declared, claim check) in order, then its publish starts as a task
+    and the next output waits until that task has run up to its first suspension: for RabbitMQ that is
+    the channel's write lock (FIFO) or the socket drain, so frames go out in order while the confirms
+    are awaited together. A failed publish fails ``put``/``drain`` (the input is given back).
+    """
+
+    def __init__(self, publisher: Publisher, window: int) -> None:
+        self._publisher = publisher
+        self._window = window
+        self._pending: collections.deque[asyncio.Task[None]] = collections.deque()
+
+    async def put(self, actor: str, env: Envelope) -> None:
+        queue, body = await self._publisher.prepare(actor, env)
+        while len(self._pending) >= self._window:
+            await self._pending.popleft()  # oldest first: confirms come back in publish order anyway
+        self._pending.append(asyncio.create_task(self._publisher.publish(actor, env, queue, body)))
+        await asyncio.sleep(0)  # let it take its place at the channel before the next one starts
+
+    async def drain(self) -> None:
+        """Wait for every confirm (the first failure raises)."""
+        while self._pending:
+            await self._pending.popleft()
+
+    def cancel(self) -> None:
+        for task in self._pending:
+            task.cancel()
+        self._pending.clear()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from asya.contracts import ERROR_END, Envelope, EnvelopeError, headers, next_destination, validate_envelope
+from asya.contracts import ERROR_END, DlqReason, Envelope, EnvelopeError, headers, next_destination, validate_envelope
 from asya.engine import failures
 
 # Fields the runtime item replaces; everything else on the input (unknown
@@ -43,7 +43,50 @@ def output_envelope(source: Envelope, item: dict[str, Any], index: int, fan_out:
     if headers is not None:
         out["headers"] = headers
     out["payload"] = item["payload"]
-    return validate_envelope(out)
+    out = validate_envelope(out)
+    return count_hop(source, out)
+
+
+def hops(env: Envelope) -> int:
+    """Looping outputs this envelope has passed through (``x-asya-hops``; absent or unreadable = 0)."""
+    value = (env.get("headers") or {}).get(headers.HOPS)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return 0
+
+
+def count_hop(source: Envelope, out: Envelope) -> Envelope:
+    """Stamp ``x-asya-hops`` on ``out`` when the envelope may be looping, else leave it untouched.
+
+    A route of fixed length whose ``current`` only moves forward ends by itself, so a plain pipeline
+    carries no counter. The count starts at the first output that stays at its step (envelope mode,
+    ``route.current`` unchanged: 0.1.x's deliberate loop) or grows its route, and from then on every
+    output adds one; the sidecar refuses an input whose count has reached ``ASYA_MAX_HOPS``.
+    """
+    before, after = source["route"], out["route"]
+    looping = after["current"] <= before["current"] or len(after["actors"]) > len(before["actors"])
+    counted = hops(source)
+    if not looping and not counted:
+        return out
+    return {**out, "headers": {**(out.get("headers") or {}), headers.HOPS: counted + 1}}
+
+
+def hop_budget_details(env: Envelope, actor: str, max_hops: int) -> dict[str, Any]:
+    """Error details for an envelope that spent its hop budget: dead-lettered, never retried."""
+    return {
+        "message": (
+            f"envelope {env['id']} passed through {hops(env)} outputs ({headers.HOPS}), the limit "
+            f"ASYA_MAX_HOPS={max_hops}: its route loops at actor {actor!r} (route.current="
+            f"{env['route']['current']} of {len(env['route']['actors'])} steps). An envelope-mode handler that "
+            "leaves route.current unchanged sends the envelope back to itself; make it advance the route."
+        ),
+        "type": "HopBudgetExhausted",
+        "retryable": False,
+        "dlq_reason": DlqReason.HOP_BUDGET.value,
+    }
 
 
 def destination(env: Envelope) -> str:
@@ -89,8 +132,11 @@ def route_mismatch_details(env: Envelope, actor: str) -> dict[str, Any]:
 
 __all__ = [
     "ERROR_END",
+    "count_hop",
     "destination",
     "error_envelope",
+    "hop_budget_details",
+    "hops",
     "output_envelope",
     "route_mismatch_details",
     "stamp_retry_budget",
