@@ -71,6 +71,7 @@ class EngineSettings:
             region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", "us-east-1")),
             # A lease shorter than the processing time would hand the envelope to a second consumer.
             visibility_timeout_s=max(float(e.get("ASYA_VISIBILITY_TIMEOUT_S", "60")), 1.0),
+            publish_timeout_s=float(e.get("ASYA_PUBLISH_TIMEOUT_S", "30")),
             options=options,
         )
         port = e.get("ASYA_HTTP_PORT", e.get("ASYA_HEALTH_PORT", ""))
