@@ -18,6 +18,7 @@ ENV = {
     "ASYA_STORAGE_URL": "s3://bucket/prefix",
     "ASYA_S3_ENDPOINT_URL": "http://s3:8333",
     "ASYA_HTTP_PORT": "9100",
+    "ASYA_PUBLISH_TIMEOUT_S": "4",
 }
 
 
@@ -39,6 +40,7 @@ def test_crew_and_sidecar_read_the_same_shared_settings() -> None:
     crew = CrewSettings.from_env(ENV).engine("happy-end")
     assert crew.transport.options == {"queue_type": "quorum"}, "the crew's queues would not match the sidecars'"
     assert _shared(crew) == _shared(sidecar)
+    assert sidecar.transport.publish_timeout_s == 4.0
     assert crew.actor == "happy-end" and sidecar.actor == "clean"
 
 
