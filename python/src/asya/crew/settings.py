@@ -61,6 +61,8 @@ class CrewSettings:
     """Port of the ``/healthz``, ``/readyz``, ``/metrics`` server; None disables it."""
     visibility_timeout_s: float = 60.0
     """Lease of a received message on local/sqs, seconds; crew work is short."""
+    publish_timeout_s: float = 30.0
+    """Longest wait for the broker to confirm a publish, seconds."""
     shutdown_grace_s: float = 25.0
     """On SIGTERM, how long in-flight envelopes may take to finish, seconds."""
     max_deliveries: int = DEFAULT_MAX_DELIVERIES
@@ -79,6 +81,7 @@ class CrewSettings:
                 url=self.transport_url,
                 region=self.s3.region,
                 visibility_timeout_s=self.visibility_timeout_s,
+                publish_timeout_s=self.publish_timeout_s,
                 options=dict(self.transport_options),
             ),
             prefetch=self.prefetch,
@@ -119,6 +122,7 @@ class CrewSettings:
             prefetch=shared.prefetch,
             health_port=shared.http_port or None,
             visibility_timeout_s=shared.transport.visibility_timeout_s,
+            publish_timeout_s=shared.transport.publish_timeout_s,
             shutdown_grace_s=shared.graceful_shutdown_s,
             max_deliveries=shared.max_deliveries,
             store_retry_max_s=float(e.get("ASYA_STORE_RETRY_MAX_S", 30.0)),
