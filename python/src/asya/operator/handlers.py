@@ -3,8 +3,9 @@
 ``register(registry, settings)`` adds every handler to an explicit registry (tests and
 ``running.main`` create their own), so the timer interval comes from settings. kopf is
 configured once, in the start-up handler: annotation-based progress and diff-base
-storage under ``asya.sh/``, our own finalizer name, and Events only for warnings (so a
-healthy actor produces no Event writes).
+storage under ``asya.sh/``, our own finalizer name, no Events (kopf posts log lines as
+Events only when ``settings.posting.loggers`` is on; it is off, and the ClusterRole, which
+equals what the operator uses, grants no events), and a 1 s cancellation poll.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         )
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
+        # A delete that arrives while the status timer runs waits for the timer to exit; kopf checks
+        # that every cancellation_polling seconds (60 by default), which made some deletes take a minute.
+        settings.background.cancellation_polling = 1
         memo.state = await build_state()
 
     @kopf.on.login(id="login", registry=registry)
