@@ -24,3 +24,7 @@ def loop_then_advance(envelope: dict[str, Any]) -> dict[str, Any]:
 def numbered(payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for i in range(payload["n"]):
         yield {"i": i}
+
+
+def numbered_list(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"i": i} for i in range(payload["n"])]
