@@ -1,9 +1,18 @@
 """Harness for sidecar tests: real runtime + sidecar processes on a real broker.
 
-``broker`` is parametrised over the transports; tests that the issue requires
-"on real RabbitMQ" use ``rabbit`` instead. ``actors.start(name, handler)``
-launches a runtime + sidecar pair; ``bus`` is the test's own transport
-connection for publishing inputs and collecting what arrives on a queue.
+``broker`` is parametrised over local and RabbitMQ; ``on_every_broker`` adds
+SQS (ElasticMQ) for the journeys that must hold on all three; tests that the
+issue requires "on real RabbitMQ" use ``rabbit`` instead.
+``actors.start(name, handler)`` launches a runtime + sidecar pair; ``bus`` is the
+test's own transport connection for publishing inputs and collecting what
+arrives on a queue.
+
+Queue names are the test's own, so nothing leaks between tests on the session
+broker: ``bus.actor(name)`` gives a unique actor name, and every sidecar sends
+finished envelopes to ``bus.happy_end`` and failures to ``bus.error_end``
+(``happy-end-<prefix>``, ``error-end-<prefix>``, via ``ASYA_HAPPY_END_ACTOR`` /
+``ASYA_ERROR_END_ACTOR``). ``bus`` reads ``"happy-end"`` / ``"error-end"`` as
+those per-test names too.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import pytest
 from support.procs import Proc, start_runtime, start_sidecar, wait_until
 
 from asya import transports
-from asya.contracts import encode_envelope, queue_name
+from asya.contracts import ERROR_END, HAPPY_END, encode_envelope, queue_name
 
 
 @dataclasses.dataclass
@@ -57,6 +66,14 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Broker:
     return Broker("rabbitmq", server.url, server)
 
 
+on_every_broker = pytest.mark.parametrize(
+    "broker",
+    ["local", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq), pytest.param("sqs", marks=pytest.mark.sqs)],
+    indirect=True,
+)
+"""Run a test on the local transport, RabbitMQ and SQS."""
+
+
 @pytest.fixture
 def rabbit(rabbitmq_server: Any) -> Broker:
     return Broker("rabbitmq", rabbitmq_server.url, rabbitmq_server)
@@ -68,19 +85,37 @@ class Bus:
     def __init__(self, transport: transports.Transport, prefix: str) -> None:
         self.transport = transport
         self.prefix = prefix
+        self.happy_end = self.actor(HAPPY_END)
+        """This test's happy-end: where its sidecars send finished envelopes."""
+        self.error_end = self.actor(ERROR_END)
+        """This test's error-end: where its sidecars send failures."""
 
     def actor(self, name: str) -> str:
         """A unique actor name per test, so queues never leak between tests."""
         return f"{name}-{self.prefix}"
 
+    @property
+    def ends(self) -> dict[str, str]:
+        """``start_sidecar`` arguments that point a sidecar at this test's end actors."""
+        return {"happy_end": self.happy_end, "error_end": self.error_end}
+
+    def _queue(self, actor: str) -> str:
+        # the end actors' role names mean this test's own end queues
+        return queue_name({HAPPY_END: self.happy_end, ERROR_END: self.error_end}.get(actor, actor))
+
     async def publish(self, actor: str, env: dict[str, Any] | None = None, raw: bytes | None = None) -> None:
-        queue = queue_name(actor)
+        """Publish ``env`` (encoded as is: a ``None`` payload goes as JSON null) or the bytes ``raw``."""
+        if raw is None:
+            if env is None:
+                raise TypeError("publish needs an envelope or raw bytes")
+            raw = encode_envelope(env)
+        queue = self._queue(actor)
         await self.transport.ensure_queue(queue)
-        await self.transport.publish(queue, raw if raw is not None else encode_envelope(env or {}))
+        await self.transport.publish(queue, raw)
 
     async def collect(self, actor: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Take exactly ``count`` envelopes from ``actor``'s queue (acking them), or fail at the deadline."""
-        queue = queue_name(actor)
+        queue = self._queue(actor)
         await self.transport.ensure_queue(queue)
         got: list[dict[str, Any]] = []
 
@@ -101,7 +136,7 @@ class Bus:
 
     async def collect_ids(self, actor: str, ids: set[str], timeout: float = 60.0) -> list[dict[str, Any]]:
         """Take envelopes from ``actor``'s queue until every id in ``ids`` was seen (duplicates allowed)."""
-        queue = queue_name(actor)
+        queue = self._queue(actor)
         await self.transport.ensure_queue(queue)
         got: list[dict[str, Any]] = []
         missing = set(ids)
@@ -122,7 +157,7 @@ class Bus:
         return got
 
     async def depth(self, actor: str) -> int:
-        return await self.transport.queue_depth(queue_name(actor))
+        return await self.transport.queue_depth(self._queue(actor))
 
 
 @pytest.fixture
@@ -147,9 +182,11 @@ class Pair:
 
 
 class Actors:
-    def __init__(self, broker: Broker, log_dir: Path) -> None:
+    def __init__(self, broker: Broker, log_dir: Path, ends: dict[str, str]) -> None:
         self.broker = broker
         self.log_dir = log_dir
+        self.ends = ends
+        """The end actors of every sidecar started here (``start_sidecar``'s happy_end / error_end)."""
         self.pairs: list[Pair] = []
         self.extra: list[Proc] = []
 
@@ -165,14 +202,14 @@ class Actors:
         sock = Path(tempfile.mkdtemp(prefix="asya-t-"))
         renv = dict(runtime_env or {})
         runtime = start_runtime(f"support.handlers.{handler}", sock, self.log_dir, mode, **renv)
-        sidecar = start_sidecar(actor, sock, self.log_dir, self.broker.env, **sidecar_env)
+        sidecar = start_sidecar(actor, sock, self.log_dir, self.broker.env, **self.ends, **sidecar_env)
         pair = Pair(actor, sock, runtime, sidecar, f"support.handlers.{handler}", {"mode": mode, **renv})
         self.pairs.append(pair)
         return pair
 
     def sidecar(self, pair: Pair, **sidecar_env: Any) -> Proc:
         """Start another sidecar for an existing pair (after the first one was killed)."""
-        proc = start_sidecar(pair.actor, pair.socket_dir, self.log_dir, self.broker.env, **sidecar_env)
+        proc = start_sidecar(pair.actor, pair.socket_dir, self.log_dir, self.broker.env, **self.ends, **sidecar_env)
         pair.sidecar = proc
         return proc
 
@@ -189,8 +226,8 @@ class Actors:
 
 
 @pytest.fixture
-def actors(broker: Broker, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Actors]:
-    a = Actors(broker, tmp_path)
+def actors(broker: Broker, bus: Bus, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Actors]:
+    a = Actors(broker, tmp_path, bus.ends)
     yield a
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
@@ -205,8 +242,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return rep
 
 
-def envelope(env_id: str, actors: list[str], payload: Any = None, current: int = 0, **extra: Any) -> dict[str, Any]:
-    return {"id": env_id, "route": {"actors": actors, "current": current}, "payload": payload or {}, **extra}
+def envelope(env_id: str, actors: list[str], payload: Any, current: int = 0, **extra: Any) -> dict[str, Any]:
+    """An envelope with ``payload`` exactly as given (``None`` is sent as JSON null)."""
+    return {"id": env_id, "route": {"actors": actors, "current": current}, "payload": payload, **extra}
 
 
-__all__ = ["Actors", "Broker", "Bus", "envelope", "wait_until"]
+__all__ = ["Actors", "Broker", "Bus", "envelope", "on_every_broker", "wait_until"]

@@ -8,8 +8,8 @@ import pytest
 from sidecar.conftest import Actors, Bus, envelope
 
 
-def _cases(me: str) -> dict[str, tuple[bytes, str]]:
-    ok_route = {"actors": [me, "next"], "current": 0}
+def _cases(me: str, nxt: str) -> dict[str, tuple[bytes, str]]:
+    ok_route = {"actors": [me, nxt], "current": 0}
     return {
         "non-json body": (b"\x00this is not json{", "body"),
         "json without id": (json.dumps({"route": ok_route, "payload": 1}).encode(), "id"),
@@ -25,9 +25,9 @@ def _cases(me: str) -> dict[str, tuple[bytes, str]]:
 async def test_invalid_envelope_reaches_error_end_with_the_field_named(bus: Bus, actors: Actors, case: str) -> None:
     me = bus.actor("checker")
     actors.start(me, "echo")
-    body, field = _cases(me)[case]
+    body, field = _cases(me, bus.actor("next"))[case]
     await bus.publish(me, raw=body)
-    (dead,) = await bus.collect("error-end", 1)
+    (dead,) = await bus.collect(bus.error_end, 1)
     assert dead["payload"]["error"] == "msg_parsing_error"
     assert field in dead["payload"]["details"]["message"]
     assert dead["route"] == {"actors": [me], "current": 0}
@@ -41,7 +41,7 @@ async def test_route_pointing_at_another_actor_goes_to_error_end(bus: Bus, actor
     actors.start(me, "echo")
     env = envelope("wrong-1", ["someone-else", me], {"x": 1}, headers={"h": "v"})
     await bus.publish(me, env)
-    (dead,) = await bus.collect("error-end", 1)
+    (dead,) = await bus.collect(bus.error_end, 1)
     assert dead["id"] == "wrong-1"
     assert "route points at 'someone-else'" in dead["payload"]["details"]["message"]
     assert dead["payload"]["original_payload"] == {"x": 1}
@@ -51,8 +51,8 @@ async def test_route_pointing_at_another_actor_goes_to_error_end(bus: Bus, actor
 async def test_handler_exception_goes_to_error_end_with_type_message_traceback(bus: Bus, actors: Actors) -> None:
     me = bus.actor("scorer")
     actors.start(me, "boom")
-    await bus.publish(me, envelope("b-1", [me, "next"], {"text": "hello"}, parent_id="p-0", custom={"k": 1}))
-    (dead,) = await bus.collect("error-end", 1)
+    await bus.publish(me, envelope("b-1", [me, bus.actor("next")], {"text": "hello"}, parent_id="p-0", custom={"k": 1}))
+    (dead,) = await bus.collect(bus.error_end, 1)
     details = dead["payload"]["details"]
     assert dead["payload"]["error"] == "processing_error"
     assert details["type"] == "ValueError" and "boom" in details["message"]
@@ -65,8 +65,8 @@ async def test_handler_exception_goes_to_error_end_with_type_message_traceback(b
 async def test_unserializable_result_goes_to_error_end(bus: Bus, actors: Actors) -> None:
     me = bus.actor("maker")
     actors.start(me, "not_json")
-    await bus.publish(me, envelope("nj-1", [me, "next"], {"a": 1}))
-    (dead,) = await bus.collect("error-end", 1)
+    await bus.publish(me, envelope("nj-1", [me, bus.actor("next")], {"a": 1}))
+    (dead,) = await bus.collect(bus.error_end, 1)
     assert dead["payload"]["error"] == "processing_error"
     assert "not JSON-serializable" in dead["payload"]["details"]["message"]
 
@@ -74,6 +74,6 @@ async def test_unserializable_result_goes_to_error_end(bus: Bus, actors: Actors)
 async def test_none_result_ends_the_pipeline_at_happy_end(bus: Bus, actors: Actors) -> None:
     me = bus.actor("filter")
     actors.start(me, "nothing")
-    await bus.publish(me, envelope("n-1", [me, "next"], {"drop": True}))
-    (done,) = await bus.collect("happy-end", 1)
+    await bus.publish(me, envelope("n-1", [me, bus.actor("next")], {"drop": True}))
+    (done,) = await bus.collect(bus.happy_end, 1)
     assert done["id"] == "n-1" and done["payload"] == {"drop": True}

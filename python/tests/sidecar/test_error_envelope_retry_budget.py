@@ -33,7 +33,7 @@ def test_budget_left_by_an_earlier_step_is_replaced() -> None:
 async def test_sidecar_stamps_the_actor_budget_from_its_environment(bus: Bus, actors: Actors) -> None:
     me = bus.actor("budgeted")
     actors.start(me, "boom", ASYA_RETRY_MAX_ATTEMPTS="4", ASYA_RETRY_BACKOFF_BASE_S="0.25")
-    await bus.publish(me, envelope("rb-1", [me, "next"], {"t": 1}))
-    (dead,) = await bus.collect("error-end", 1)
+    await bus.publish(me, envelope("rb-1", [me, bus.actor("next")], {"t": 1}))
+    (dead,) = await bus.collect(bus.error_end, 1)
     assert dead["headers"][headers.RETRY_MAX] == 4
     assert dead["headers"][headers.RETRY_BACKOFF_BASE_S] == 0.25

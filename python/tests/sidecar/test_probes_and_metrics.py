@@ -30,17 +30,17 @@ def _get(url: str) -> tuple[int, str]:
 @pytest.mark.parametrize("broker", ["local"], indirect=True)
 async def test_probes_and_metrics(broker, bus: Bus, actors: Actors) -> None:
     port = _free_port()
-    me = bus.actor("observed")
+    me, nxt = bus.actor("observed"), bus.actor("next")
     pair = actors.start(me, "echo", ASYA_HTTP_PORT=port)
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _get(f"{base}/readyz")[0] == 200, 20, what="/readyz 200")
     assert _get(f"{base}/healthz") == (200, "ok")
-    await bus.publish(me, envelope("m-1", [me, "next"], {"x": 1}))
-    await bus.collect("next", 1)
+    await bus.publish(me, envelope("m-1", [me, nxt], {"x": 1}))
+    await bus.collect(nxt, 1)
     status, text = _get(f"{base}/metrics")
     assert status == 200
     assert f'asya_sidecar_messages_processed_total{{actor="{me}",outcome="success"}} 1.0' in text
-    assert f'asya_sidecar_outputs_published_total{{actor="{me}",destination="next"}} 1.0' in text
+    assert f'asya_sidecar_outputs_published_total{{actor="{me}",destination="{nxt}"}} 1.0' in text
     assert "asya_sidecar_hop_seconds_bucket" in text
     pair.runtime.stop()  # runtime gone -> not ready, but still healthy (no restart needed)
     wait_until(lambda: _get(f"{base}/readyz")[0] == 503, 20, what="/readyz 503 without runtime")

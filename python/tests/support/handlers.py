@@ -151,3 +151,8 @@ async def fail_after_async_gen(payload: dict[str, Any]) -> AsyncIterator[dict[st
         await asyncio.sleep(0)
         yield {"i": i}
     raise RuntimeError(f"source ran dry after {payload['n']} items")
+
+
+def as_one_output(payload: Any) -> list[Any]:
+    """Passes its payload on as the single output, whatever it is: ``None`` alone would end the route early."""
+    return [payload]

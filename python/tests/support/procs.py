@@ -117,12 +117,24 @@ def spawn_runtime(handler: str, socket_dir: Path, log_dir: Path, mode: str = "pa
     return proc
 
 
-def start_sidecar(actor: str, socket_dir: Path, log_dir: Path, transport_env: Mapping[str, str], **env: Any) -> Proc:
+def start_sidecar(
+    actor: str,
+    socket_dir: Path,
+    log_dir: Path,
+    transport_env: Mapping[str, str],
+    *,
+    happy_end: str | None = None,
+    error_end: str | None = None,
+    **env: Any,
+) -> Proc:
+    """Start a sidecar for ``actor``; ``happy_end`` / ``error_end`` name its end actors (default: the shared ones)."""
+    ends = {"ASYA_HAPPY_END_ACTOR": happy_end, "ASYA_ERROR_END_ACTOR": error_end}
     extra = {
         "ASYA_ACTOR": actor,
         "ASYA_SOCKET_DIR": socket_dir,
         "ASYA_HTTP_PORT": env.pop("ASYA_HTTP_PORT", 0),
         "ASYA_HTTP_HOST": "127.0.0.1",
+        **{k: v for k, v in ends.items() if v is not None},
         **transport_env,
         **env,
     }
