@@ -129,12 +129,16 @@ def channel_dead(message: aio_pika.abc.AbstractIncomingMessage) -> bool:
 
 def attempt(message: aio_pika.abc.AbstractIncomingMessage) -> int:
     headers = message.headers or {}
+    counts = []
     count = as_int(headers.get("x-delivery-count"))
     if count is not None:  # quorum queues: number of earlier deliveries
-        return count + 1
+        counts.append(count + 1)
     asya = as_int(headers.get(ATTEMPT_HEADER))
     if asya is not None:
-        return asya + (1 if message.redelivered else 0)
+        counts.append(asya + (1 if message.redelivered else 0))
+    if counts:
+        # both on a quorum queue we adopted (requeues counted by us, crashes by the broker): the larger
+        return max(counts)
     return 2 if message.redelivered else 1
 
 

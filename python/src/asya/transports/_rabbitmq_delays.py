@@ -8,11 +8,12 @@ may delegate here too.
 
 How: for a delay of ``ms`` milliseconds we keep a fanout exchange
 ``asya-delayq-<ms>`` bound to a durable queue ``asya-delayq-<ms>`` declared with
-``x-message-ttl = ms`` and ``x-dead-letter-exchange = ""``. A message is
-published to that exchange with the *target queue* as routing key; the fanout
-ignores the key and parks the message; when its TTL runs out RabbitMQ
-dead-letters it to the default exchange with the original routing key, i.e.
-into the target queue. One queue per delay value keeps expiry exact (every
+``x-message-ttl = ms`` and ``x-dead-letter-exchange = ""`` (both named
+``<queue_prefix>delayq-<ms>`` on the broker, like every queue of ours). A
+message is published to that exchange with the *target queue*'s broker name
+as routing key; the fanout ignores the key and parks the message; when its TTL
+runs out RabbitMQ dead-letters it to the default exchange with the original
+routing key, i.e. into the target queue. One queue per delay value keeps expiry exact (every
 message in a queue has the same TTL, so the head always expires first, which
 per-message TTLs in one queue would not give). Nothing consumes these queues,
 so nothing in our processes waits.
@@ -91,7 +92,7 @@ async def _channel(transport: RabbitMQTransport, state: _State) -> Any:
 
 
 async def _declare(transport: RabbitMQTransport, delay_ms: int, own_channel: Any = None) -> str:
-    name = delay_name(delay_ms)
+    name = transport.topology.broker(delay_name(delay_ms))  # under the queue prefix, like every queue of ours
     state = _states.setdefault(transport, _State())
     if time.monotonic() - state.declared.get(name, -math.inf) < REDECLARE_EVERY_S:
         return name
@@ -168,6 +169,7 @@ async def _publish_delayed(
     transport: RabbitMQTransport, queue: str, body: bytes, headers: Mapping[str, Any] | None, delay_s: float
 ) -> None:
     delay_ms = max(1, math.ceil(delay_s * 1000))
+    target = transport.topology.broker(queue)  # the dead-letter hop goes through the default exchange
     message = aio_pika.Message(bytes(body), headers=dict(headers or {}), delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
     for attempt in (1, 2):
         name = await _declare(transport, delay_ms)
@@ -175,7 +177,7 @@ async def _publish_delayed(
         try:
             channel = await _channel(transport, state)
             exchange = await channel.get_exchange(name, ensure=False)
-            await exchange.publish(message, routing_key=queue, mandatory=True, timeout=transport.publish_timeout_s)
+            await exchange.publish(message, routing_key=target, mandatory=True, timeout=transport.publish_timeout_s)
             return
         except (aiormq.exceptions.PublishError, aiormq.exceptions.ChannelNotFoundEntity) as exc:
             # unroutable or no such exchange: the delay queue is gone (deleted by hand?); declare it again once

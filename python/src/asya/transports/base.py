@@ -20,6 +20,11 @@ Contract, in words:
   ``TransportError`` (chained to the SDK's exception), so callers can tell
   "the broker is in trouble, give the delivery back" from a bug. Only a message
   the broker will never take (too large) is a ``PermanentError``.
+- Names: callers speak canonical queue names (``contracts.queue_name(actor)``
+  = ``asya-<actor>``, ``asya-dlq``). A transport whose queues other tools see
+  (rabbitmq, sqs) maps ``asya-<x>`` to ``<queue_prefix><x>`` on the broker in
+  every operation (option ``queue_prefix``, default ``asya-``); names without
+  the canonical prefix are used as they are. ``Delivery.queue`` stays canonical.
 """
 
 from __future__ import annotations
@@ -28,8 +33,21 @@ import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Protocol
 
+from asya.contracts.envelope import QUEUE_PREFIX
+
 ATTEMPT_HEADER = "x-asya-attempt"
 """Transport-level header counting deliberate requeues (not part of the envelope)."""
+QUEUE_PREFIX_OPTION = "queue_prefix"
+"""``TransportSettings.options`` key: what replaces ``asya-`` in queue names on the broker."""
+PREFIXED_KINDS = frozenset({"rabbitmq", "sqs"})
+"""Transports that apply ``queue_prefix`` (the local transport's queues are private to Asya)."""
+
+
+def broker_queue_name(queue: str, prefix: str) -> str:
+    """The broker's name for canonical ``queue``: ``asya-<x>`` becomes ``<prefix><x>``; other names are kept."""
+    if queue.startswith(QUEUE_PREFIX):
+        return prefix + queue[len(QUEUE_PREFIX) :]
+    return queue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +65,18 @@ class TransportSettings:
     publish_timeout_s: float = 30.0
     """Longest wait for the broker to confirm a publish, seconds; on expiry ``TransportError``."""
     options: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    """Transport-specific extras (e.g. ``queue_type`` for RabbitMQ)."""
+    """Transport-specific extras (e.g. ``queue_type`` for RabbitMQ, ``queue_prefix``)."""
+
+    @property
+    def queue_prefix(self) -> str:
+        """What replaces ``asya-`` in queue names on the broker (``""``: the actor name is the queue name)."""
+        return self.options.get(QUEUE_PREFIX_OPTION, QUEUE_PREFIX)
+
+    def broker_queue(self, queue: str) -> str:
+        """The name canonical ``queue`` has on this broker: for KEDA triggers, dashboards, foreign publishers."""
+        if self.kind not in PREFIXED_KINDS:
+            return queue
+        return broker_queue_name(queue, self.queue_prefix)
 
 
 class Delivery:

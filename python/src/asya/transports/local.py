@@ -22,7 +22,8 @@ Why shaped so:
   whose lease already expired and was re-issued to someone else changes nothing.
   The receive count is the delivery's ``attempt``; the row id its ``message_id``.
 - SQLite failures leave every operation as ``TransportError`` (from the
-  ``sqlite3`` exception).
+  ``sqlite3`` exception). Option ``queue_prefix`` is accepted and ignored: no
+  other tool sees these queues, and ``asya dev run`` counts them by canonical name.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 Built by ``transports.create`` for the sidecar, crew actors and CLI when
 ``kind=rabbitmq``. One robust connection per transport; queues are durable
-and bound to the default exchange (routing key = queue name); messages are
-persistent; every publish waits for its publisher confirm.
+and bound to the default exchange (routing key = broker queue name) and to
+0.1.x's topic exchange (routing key = actor name); messages are persistent;
+every publish waits for its publisher confirm. Queue names, the exchange and
+adopting queues that exist with other arguments: ``_rabbitmq_topology``.
 
 Why shaped so:
 - ``connect_robust`` reconnects after a broker restart and re-declares the
@@ -30,8 +32,9 @@ Why shaped so:
   exception); a publish not confirmed within ``publish_timeout_s`` too.
 
 Options (``TransportSettings.options``): ``queue_type`` (``classic`` |
-``quorum``), ``reconnect_interval_s`` (default 2), ``publish_timeout_s``
-(default ``TransportSettings.publish_timeout_s``).
+``quorum``), ``queue_prefix`` (default ``asya-``), ``exchange`` (default
+``asya``, ``""`` for none), ``reconnect_interval_s`` (default 2),
+``publish_timeout_s`` (default ``TransportSettings.publish_timeout_s``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import aiormq.exceptions
 
 from asya.contracts.errors import PermanentError, TransportError, TransportFeatureNotSupported
 from asya.transports import _rabbitmq_consumer as _rmq
+from asya.transports import _rabbitmq_topology as _topology
 from asya.transports.base import ATTEMPT_HEADER, Delivery, Transport, TransportSettings
 
 if TYPE_CHECKING:
@@ -114,6 +118,7 @@ class RabbitMQTransport(Transport):
         self.queue_arguments: dict[str, Any] = {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
         self.counts_deliveries = queue_type == "quorum"
         """Quorum queues keep ``x-delivery-count``; classic ones need our header (see ``_rmq.Consumer.nack``)."""
+        self.topology = _topology.Topology(opts, self.queue_arguments)
         self.reconnect_interval_s = float(opts.get("reconnect_interval_s", "2"))
         self.publish_timeout_s = float(opts.get("publish_timeout_s", settings.publish_timeout_s))
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
@@ -186,22 +191,24 @@ class RabbitMQTransport(Transport):
 
     @override
     async def ensure_queue(self, queue: str) -> None:
-        with _broker_call(f"declare of queue {queue!r}"):
-            async with self._admin_channel() as channel:
-                await channel.declare_queue(queue, durable=True, arguments=self.queue_arguments, robust=False)
+        with _broker_call(f"declare of queue {self.topology.broker(queue)!r}"):
+            await self.topology.ensure(self._open_channel, queue)
 
     @override
     async def delete_queue(self, queue: str) -> None:
-        with _broker_call(f"delete of queue {queue!r}"):
+        name = self.topology.broker(queue)
+        with _broker_call(f"delete of queue {name!r}"):
             async with self._admin_channel() as channel:
-                await channel.queue_delete(queue)
+                await channel.queue_delete(name)
+        self.topology.adopted.discard(name)
 
     @override
     async def queue_depth(self, queue: str) -> int:
+        name = self.topology.broker(queue)
         try:
-            with _broker_call(f"depth of queue {queue!r}"):
+            with _broker_call(f"depth of queue {name!r}"):
                 async with self._admin_channel() as channel:
-                    declared = await channel.declare_queue(queue, passive=True, robust=False)
+                    declared = await channel.declare_queue(name, passive=True, robust=False)
         except TransportError as exc:
             if isinstance(exc.__cause__, aiormq.exceptions.ChannelNotFoundEntity):
                 return 0
@@ -226,8 +233,9 @@ class RabbitMQTransport(Transport):
         )
         await self._publish(queue, message)
 
-    async def _publish(self, queue: str, message: aio_pika.Message) -> None:
-        """Publish ``message`` to ``queue`` and wait for its confirm, riding out a reconnect, bounded."""
+    async def _publish(self, canonical: str, message: aio_pika.Message) -> None:
+        """Publish ``message`` to ``canonical``'s queue and wait for its confirm, riding out a reconnect, bounded."""
+        queue = self.topology.broker(canonical)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.publish_timeout_s
         while True:
@@ -268,6 +276,7 @@ class RabbitMQTransport(Transport):
         """Classic queues: put the message back as a copy whose ``x-asya-attempt`` says the next attempt."""
         raw: aio_pika.abc.AbstractIncomingMessage = delivery.raw
         headers = dict(raw.headers or {})
+        headers.pop("x-delivery-count", None)  # the broker's count of the original, not of this copy
         headers[ATTEMPT_HEADER] = delivery.attempt + 1
         message = aio_pika.Message(
             raw.body,
@@ -287,17 +296,24 @@ class RabbitMQTransport(Transport):
     async def consume(self, queue: str, *, prefetch: int) -> AsyncIterator[Delivery]:
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
-        with _broker_call(f"consume from {queue!r}"):
+        name = self.topology.broker(queue)
+        with _broker_call(f"consume from {name!r}"):
+            await self.topology.ensure(self._open_channel, queue)  # bound, or adopted as it is
             channel = await self._open_channel()
-        requeue = None if self.counts_deliveries else self._requeue_counted
+        adopted = name in self.topology.adopted
+        requeue = None if self.counts_deliveries and not adopted else self._requeue_counted
         consumer = _rmq.Consumer(channel, self._consumers.discard, requeue)
         self._consumers.add(consumer)
         amqp_queue: aio_pika.abc.AbstractRobustQueue | None = None
         try:
-            with _broker_call(f"consume from {queue!r}"):
+            with _broker_call(f"consume from {name!r}"):
                 await channel.set_qos(prefetch_count=prefetch)
-                # Robust declare: after a reconnect aio-pika re-declares the queue and re-attaches the consumer.
-                amqp_queue = await channel.declare_queue(queue, durable=True, arguments=self.queue_arguments)
+                # Robust declare: after a reconnect aio-pika re-declares the queue (passively when adopted)
+                # and re-attaches the consumer.
+                if adopted:
+                    amqp_queue = await channel.declare_queue(name, passive=True)
+                else:
+                    amqp_queue = await channel.declare_queue(name, durable=True, arguments=self.queue_arguments)
                 consumer.tag = await amqp_queue.consume(consumer.on_message)
             while True:
                 message = await consumer.buffer.get()

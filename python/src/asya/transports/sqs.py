@@ -37,7 +37,8 @@ Why shaped so:
 
 Options (``TransportSettings.options``): ``wait_time_s`` (1-20, default 10),
 ``redrive_max_receives`` (default 10, 0 disables the redrive), ``workers``
-(thread pool size, default 32).
+(thread pool size, default 32), ``queue_prefix`` (default ``asya-``: SQS names
+``asya-<x>`` become ``<prefix><x>``, ``<prefix><x>-dlq`` for the redrive queue).
 """
 
 from __future__ import annotations
@@ -177,11 +178,13 @@ class SQSTransport(Transport):
     async def _url(self, queue: str) -> str:
         url = self._urls.get(queue)
         if url is None:
-            url = (await self._call(self._client.get_queue_url, QueueName=queue))["QueueUrl"]
+            name = self.settings.broker_queue(queue)
+            url = (await self._call(self._client.get_queue_url, QueueName=name))["QueueUrl"]
             self._urls[queue] = url
         return url
 
     def _create_sync(self, queue: str, attributes: dict[str, str]) -> str:
+        queue = self.settings.broker_queue(queue)
         try:
             url: str = self._client.create_queue(QueueName=queue, Attributes=attributes)["QueueUrl"]
         except botocore.exceptions.ClientError as exc:
