@@ -66,15 +66,16 @@ def test_missing_transport_is_refused(api: Any, ns: str) -> None:
 
 def test_defaults_are_filled_in(api: Any, ns: str) -> None:
     spec = af.create(api, ns, af.actor_body("a6"))["spec"]
-    assert spec["replicas"] == 1
-    assert spec["workload"]["type"] == "Deployment"
+    # replicas (1) and workload.type (Deployment) have 0.1.x aliases, so the operator defaults them:
+    # a schema default would make every workload.kind / workload.replicas conflict with it
+    assert "replicas" not in spec and "type" not in spec["workload"]
     assert spec["scaling"] == {
         "enabled": False,
         "minReplicas": 0,
         "maxReplicas": 10,
         "queueLength": 5,
         "pollingInterval": 10,
-        "cooldownPeriod": 300,
+        "cooldownPeriod": 60,
     }
     assert spec["timeout"] == {"processing": 300, "gracefulShutdown": 30}
     assert spec["queue"] == {"deletionPolicy": "Retain"}
@@ -82,8 +83,10 @@ def test_defaults_are_filled_in(api: Any, ns: str) -> None:
 
 
 def test_end_actors_need_the_crew_container(api: Any, ns: str) -> None:
-    msg = refused(api, ns, af.actor_body("happy-end"))
-    assert 'need a container named "asya-crew"' in msg
+    body = af.actor_body("happy-end")
+    body["spec"]["workload"]["template"]["spec"]["containers"][0]["name"] = "main"
+    msg = refused(api, ns, body)
+    assert 'need a container named "asya-crew"' in msg and '"asya-runtime" (the crew runs in it)' in msg
     body = af.actor_body("error-end")
     body["spec"]["workload"]["template"]["spec"]["containers"] = [{"name": "asya-crew", "image": "crew:1"}]
     assert af.create(api, ns, body)["metadata"]["name"] == "error-end"

@@ -31,6 +31,7 @@ def test_all_ready() -> None:
         "WorkloadReady": ("True", "ReplicasReady"),
         "ScalingReady": ("True", "FixedReplicas"),
         "Ready": ("True", "ActorReady"),
+        "SpecAsWritten": ("True", "AsWritten"),
     }
     assert st["status"] == "Ready" and st["ready"] == "2/2" and st["queueDepth"] == 3
     assert st["observedGeneration"] == 4 and st["lastError"] is None
@@ -78,10 +79,20 @@ def test_transition_time_is_kept_while_status_holds_and_unchanged_means_no_patch
     patch = status.status_patch(first, flipped)
     assert set(patch) == {"status", "ready", "readyReplicas", "conditions"}
     times = {c["type"]: c["lastTransitionTime"] for c in flipped["conditions"]}
-    assert times == {"QueueReady": T0, "WorkloadReady": T1, "ScalingReady": T0, "Ready": T1}
+    assert times == {"QueueReady": T0, "WorkloadReady": T1, "ScalingReady": T0, "Ready": T1, "SpecAsWritten": T0}
 
 
 def test_unknown_depth_keeps_the_last_known_value() -> None:
     first = status.compute_status(status.Observation(1, "q", queue_depth=9), None, T0)
     later = status.compute_status(status.Observation(1, "q", queue_depth=None), first, T1)
     assert later["queueDepth"] == 9
+
+
+def test_settings_not_used_as_written_are_reported_from_the_workload_but_do_not_block_ready() -> None:
+    wl = workload(1, 1)
+    wl["metadata"]["annotations"] = {status.NOTICES_ANNOTATION: "command replaced\nASYA_ENABLE_VALIDATION not read"}
+    st = status.compute_status(status.Observation(1, "q", workload=wl), None, T0)
+    assert conds(st)["SpecAsWritten"] == ("False", "SettingsOverridden")
+    assert conds(st)["Ready"] == ("True", "ActorReady") and st["lastError"] is None
+    cond = next(c for c in st["conditions"] if c["type"] == "SpecAsWritten")
+    assert cond["message"] == "command replaced; ASYA_ENABLE_VALIDATION not read"

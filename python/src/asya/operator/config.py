@@ -17,6 +17,9 @@ when it changes, so it is read once at startup. Shape::
         credentialsSecret: {name: aws, accessKeyIdKey: AWS_ACCESS_KEY_ID, secretAccessKeyKey: AWS_SECRET_ACCESS_KEY}
         # or podIdentity: aws
     sidecar: {image: ..., imagePullPolicy: IfNotPresent, resources: {...}, env: [...]}
+    crew: {image: ...}              # end actors declared with asya-runtime (0.1.x); default: the sidecar image
+    scaling:
+      behavior: asya-0.1            # HPA behaviour for every ScaledObject: a mapping, asya-0.1, or absent
     gatewayUrl: http://asya-gateway:8080
 
 Credentials never appear in rendered manifests: sidecars and KEDA get them through
@@ -35,6 +38,24 @@ from urllib.parse import urlsplit
 import yaml
 
 TRANSPORT_TYPES = ("local", "rabbitmq", "sqs")
+
+ASYA_01_BEHAVIOR: Mapping[str, Any] = {
+    "scaleDown": {
+        "stabilizationWindowSeconds": 300,
+        "selectPolicy": "Max",
+        "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+    },
+    "scaleUp": {
+        "stabilizationWindowSeconds": 0,
+        "selectPolicy": "Max",
+        "policies": [
+            {"type": "Pods", "value": 10, "periodSeconds": 60},
+            {"type": "Percent", "value": 100, "periodSeconds": 60},
+        ],
+    },
+}
+"""The HPA behaviour Asya 0.1.x put on every ScaledObject (``scaling.behavior: asya-0.1``)."""
+BEHAVIOR_PRESETS: Mapping[str, Mapping[str, Any]] = {"asya-0.1": ASYA_01_BEHAVIOR}
 
 
 class ConfigError(ValueError):
@@ -108,6 +129,10 @@ class OperatorConfig:
     """Sidecar defaults."""
     gateway_url: str = ""
     """Injected as ASYA_GATEWAY_URL when set."""
+    crew_image: str = ""
+    """Image for end actors declared with an ``asya-runtime`` container; empty = the sidecar image."""
+    scaling_behavior: Mapping[str, Any] | None = None
+    """HPA behaviour for ScaledObjects whose actor sets none; None = Kubernetes' HPA defaults."""
 
 
 def _secret(raw: Any, where: str, key_field: str = "key") -> SecretKeyRef | None:
@@ -171,11 +196,31 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> OperatorConf
         resources=side.get("resources", defaults.resources),
         env=tuple(side.get("env") or ()),
     )
+    crew = raw.get("crew") or {}
+    if not isinstance(crew, Mapping):
+        raise ConfigError("crew: must be a mapping ({image: ...})")
     return OperatorConfig(
         transports={str(n): _transport(str(n), t, env) for n, t in transports.items()},
         sidecar=sidecar,
         gateway_url=str(raw.get("gatewayUrl", "")),
+        crew_image=str(crew.get("image", "")),
+        scaling_behavior=_behavior(raw.get("scaling") or {}),
     )
+
+
+def _behavior(scaling: Any) -> Mapping[str, Any] | None:
+    if not isinstance(scaling, Mapping):
+        raise ConfigError("scaling: must be a mapping")
+    raw = scaling.get("behavior")
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        if raw not in BEHAVIOR_PRESETS:
+            raise ConfigError(f"scaling.behavior: unknown preset {raw!r} (known: {', '.join(BEHAVIOR_PRESETS)})")
+        return BEHAVIOR_PRESETS[raw]
+    if not isinstance(raw, Mapping) or not set(raw) <= {"scaleUp", "scaleDown"}:
+        raise ConfigError("scaling.behavior: must be an HPA behavior mapping (scaleUp / scaleDown) or a preset name")
+    return raw
 
 
 def load_config(path: Path) -> OperatorConfig:

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from asya.operator import config as configs
-from asya.operator.reconciling import scaling, specs, status, workload
+from asya.operator.reconciling import compat, scaling, specs, status, workload
 
-__all__ = ["HASH_ANNOTATION", "desired_children", "fingerprint", "scaling", "specs", "status", "workload"]
+__all__ = ["HASH_ANNOTATION", "compat", "desired_children", "fingerprint", "scaling", "specs", "status", "workload"]
 
 HASH_ANNOTATION = "asya.sh/desired-hash"
 """Annotation holding the fingerprint of what the operator last applied to a child."""
@@ -48,7 +48,7 @@ def desired_children(
     problem = None
     if actor.scaling.enabled:
         try:
-            children.extend(scaling.render_scaling(actor, transport))
+            children.extend(scaling.render_scaling(actor, transport, cfg.scaling_behavior))
         except scaling.ScalingError as exc:
             problem = status.Problem("ScalingUnavailable", str(exc))
     return [stamp(c) for c in children], problem

@@ -8,6 +8,8 @@ transport has no KEDA scaler: ``ScalingError`` says so and the actor keeps fixed
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from typing import Any
 
 from asya.operator import config as configs
@@ -59,9 +61,47 @@ def _trigger(
     )
 
 
-def render_scaling(actor: specs.ActorSpec, transport: configs.TransportConfig) -> list[Manifest]:
-    """ScaledObject (+ TriggerAuthentication when credentials are needed), in apply order."""
+TRIGGER_NAME = "queueLength"
+"""Name of the queue trigger when a formula is set: KEDA formulas refer to triggers by name."""
+
+
+def _advanced(scale: specs.ScalingSpec, default_behavior: Mapping[str, Any] | None) -> dict[str, Any]:
+    """ScaledObject ``spec.advanced``: scaling modifiers, restore flag, HPA behaviour."""
+    out: dict[str, Any] = {}
+    adv = scale.advanced
+    if adv is not None:
+        modifiers = {
+            k: v
+            for k, v in (
+                ("formula", adv.formula),
+                ("target", adv.target),
+                ("activationTarget", adv.activation_target),
+                ("metricType", adv.metric_type),
+            )
+            if v
+        }
+        if modifiers:
+            out["scalingModifiers"] = modifiers
+        if adv.restore_to_original_replica_count is not None:
+            out["restoreToOriginalReplicaCount"] = adv.restore_to_original_replica_count
+    behavior = scale.behavior if scale.behavior is not None else default_behavior
+    if behavior:
+        out["horizontalPodAutoscalerConfig"] = {"behavior": copy.deepcopy(dict(behavior))}
+    return out
+
+
+def render_scaling(
+    actor: specs.ActorSpec, transport: configs.TransportConfig, default_behavior: Mapping[str, Any] | None = None
+) -> list[Manifest]:
+    """ScaledObject (+ TriggerAuthentication when credentials are needed), in apply order.
+
+    ``default_behavior`` is the operator configuration's HPA behaviour, used when the
+    actor sets no ``scaling.behavior``.
+    """
     trigger, refs, identity = _trigger(actor, transport)
+    advanced = _advanced(actor.scaling, default_behavior)
+    if "formula" in advanced.get("scalingModifiers", {}):
+        trigger["name"] = TRIGGER_NAME
     out: list[Manifest] = []
     if refs or identity:
         auth_spec: dict[str, Any] = {}
@@ -79,19 +119,22 @@ def render_scaling(actor: specs.ActorSpec, transport: configs.TransportConfig) -
         )
         trigger["authenticationRef"] = {"name": auth_name(actor)}
     scale = actor.scaling
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": actor.workload_type, "name": actor.name},
+        "minReplicaCount": scale.min_replicas,
+        "maxReplicaCount": scale.max_replicas,
+        "pollingInterval": scale.polling_interval,
+        "cooldownPeriod": scale.cooldown_period,
+        "triggers": [trigger],
+    }
+    if advanced:
+        spec["advanced"] = advanced
     out.append(
         {
             "apiVersion": KEDA_API,
             "kind": "ScaledObject",
             "metadata": workload.child_metadata(actor, actor.name),
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": actor.workload_type, "name": actor.name},
-                "minReplicaCount": scale.min_replicas,
-                "maxReplicaCount": scale.max_replicas,
-                "pollingInterval": scale.polling_interval,
-                "cooldownPeriod": scale.cooldown_period,
-                "triggers": [trigger],
-            },
+            "spec": spec,
         }
     )
     return out

@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from asya.operator.reconciling import compat
+
 RUNTIME_CONTAINER = "asya-runtime"
 SIDECAR_CONTAINER = "asya-sidecar"
 CREW_CONTAINER = "asya-crew"
@@ -46,8 +48,28 @@ class ScalingSpec:
     """Target messages waiting per replica."""
     polling_interval: int = 10
     """Seconds between KEDA's queue checks."""
-    cooldown_period: int = 300
-    """Seconds of an empty queue before scaling to minReplicas."""
+    cooldown_period: int = 60
+    """Seconds of an empty queue before scaling to minReplicas (the guide's and 0.1.x's 60)."""
+    advanced: AdvancedScaling | None = None
+    """``scaling.advanced`` (0.1.x): KEDA scaling modifiers and restoreToOriginalReplicaCount."""
+    behavior: Mapping[str, Any] | None = None
+    """``scaling.behavior``: HPA behaviour; None = the operator configuration's."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AdvancedScaling:
+    """``spec.scaling.advanced``, as 0.1.x manifests write it (KEDA ``advanced``)."""
+
+    formula: str = ""
+    """KEDA scalingModifiers.formula over the trigger named ``queueLength``."""
+    target: str = ""
+    """scalingModifiers.target."""
+    activation_target: str = ""
+    """scalingModifiers.activationTarget."""
+    metric_type: str = ""
+    """scalingModifiers.metricType (AverageValue | Value)."""
+    restore_to_original_replica_count: bool | None = None
+    """advanced.restoreToOriginalReplicaCount; None = KEDA's default (false)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +124,12 @@ class ActorSpec:
     """Delays between attempts."""
     delete_queue: bool = False
     """True when ``queue.deletionPolicy`` is Delete."""
+    python_executable: str = "python3"
+    """``workload.pythonExecutable``: the interpreter the runtime file is started with."""
+    crew_in_runtime: bool = False
+    """End actor declared the 0.1.x way (an ``asya-runtime`` container): the crew runs in it."""
+    notices: tuple[str, ...] = ()
+    """Spec settings not used as written (``compat.notices``), reported in status."""
 
     @property
     def is_end(self) -> bool:
@@ -149,10 +177,11 @@ def check_template(template: Any, end_actor: bool = False) -> Mapping[str, Any]:
             f'the name "{SIDECAR_CONTAINER}" is reserved for the injected sidecar; rename that container',
         )
     if end_actor:
-        if CREW_CONTAINER not in names:
+        if CREW_CONTAINER not in names and RUNTIME_CONTAINER not in names:
             raise SpecError(
                 "spec.workload.template.spec.containers",
-                f'the end actors need a container named "{CREW_CONTAINER}" (the crew image)',
+                f'the end actors need a container named "{CREW_CONTAINER}" (the crew image) '
+                f'or, as in 0.1.x, "{RUNTIME_CONTAINER}" (the crew runs in it)',
             )
         return template
     if RUNTIME_CONTAINER not in names:
@@ -168,6 +197,65 @@ def check_template(template: Any, end_actor: bool = False) -> Mapping[str, Any]:
             f"needs {HANDLER_ENV} (module.function or module.Class.method of your handler)",
         )
     return template
+
+
+def _workload_type(workload: Mapping[str, Any]) -> str:
+    """``workload.type`` (ours) or ``workload.kind`` (0.1.x): one setting, two names."""
+    wtype, kind = workload.get("type"), workload.get("kind")
+    if wtype is not None and kind is not None and wtype != kind:
+        raise SpecError(
+            "spec.workload.kind",
+            f"spec.workload.type ({wtype}) and spec.workload.kind ({kind}) name the same setting and disagree; "
+            "set one of them",
+        )
+    chosen = wtype if wtype is not None else kind if kind is not None else "Deployment"
+    if chosen not in WORKLOAD_TYPES:
+        field = "spec.workload.type" if wtype is not None else "spec.workload.kind"
+        raise SpecError(field, f"must be one of {', '.join(WORKLOAD_TYPES)}, got {chosen!r}")
+    return str(chosen)
+
+
+def _replicas(spec: Mapping[str, Any], workload: Mapping[str, Any]) -> int:
+    """``spec.replicas`` (ours) or ``spec.workload.replicas`` (0.1.x), default 1."""
+    ours = _int(spec, "replicas", "spec.replicas", 1, 0, 1000) if "replicas" in spec else None
+    theirs = _int(workload, "replicas", "spec.workload.replicas", 1, 0, 1000) if "replicas" in workload else None
+    if ours is not None and theirs is not None and ours != theirs:
+        raise SpecError(
+            "spec.workload.replicas",
+            f"spec.replicas ({ours}) and spec.workload.replicas ({theirs}) name the same setting and disagree; "
+            "set one of them",
+        )
+    return ours if ours is not None else theirs if theirs is not None else 1
+
+
+def _advanced(scaling: Mapping[str, Any]) -> AdvancedScaling | None:
+    raw = scaling.get("advanced")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise SpecError("spec.scaling.advanced", "must be an object")
+    metric = str(raw.get("metricType", ""))
+    if metric not in ("", "AverageValue", "Value"):
+        raise SpecError("spec.scaling.advanced.metricType", f"must be AverageValue or Value, got {metric!r}")
+    restore = raw.get("restoreToOriginalReplicaCount")
+    if restore is not None and not isinstance(restore, bool):
+        raise SpecError("spec.scaling.advanced.restoreToOriginalReplicaCount", f"must be a boolean, got {restore!r}")
+    return AdvancedScaling(
+        formula=str(raw.get("formula", "")),
+        target=str(raw.get("target", "")),
+        activation_target=str(raw.get("activationTarget", "")),
+        metric_type=metric,
+        restore_to_original_replica_count=restore,
+    )
+
+
+def _behavior(scaling: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    raw = scaling.get("behavior")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise SpecError("spec.scaling.behavior", "must be an HPA behavior object (scaleUp / scaleDown)")
+    return raw
 
 
 def parse_actor(body: Mapping[str, Any]) -> ActorSpec:
@@ -187,17 +275,22 @@ def parse_actor(body: Mapping[str, Any]) -> ActorSpec:
     scale = ScalingSpec(
         enabled=bool(scaling.get("enabled", False)),
         min_replicas=_int(scaling, "minReplicas", "spec.scaling.minReplicas", 0, 0, 1000),
+        advanced=_advanced(scaling),
+        behavior=_behavior(scaling),
         max_replicas=_int(scaling, "maxReplicas", "spec.scaling.maxReplicas", 10, 1, 1000),
         queue_length=_int(scaling, "queueLength", "spec.scaling.queueLength", 5, 1, 1_000_000),
         polling_interval=_int(scaling, "pollingInterval", "spec.scaling.pollingInterval", 10, 1, 3600),
-        cooldown_period=_int(scaling, "cooldownPeriod", "spec.scaling.cooldownPeriod", 300, 0, 86400),
+        cooldown_period=_int(scaling, "cooldownPeriod", "spec.scaling.cooldownPeriod", 60, 0, 86400),
     )
     if scale.min_replicas > scale.max_replicas:
         raise SpecError("spec.scaling.minReplicas", "must be less than or equal to spec.scaling.maxReplicas")
     workload = _section(spec, "workload")
-    wtype = workload.get("type", "Deployment")
-    if wtype not in WORKLOAD_TYPES:
-        raise SpecError("spec.workload.type", f"must be one of {', '.join(WORKLOAD_TYPES)}, got {wtype!r}")
+    wtype = _workload_type(workload)
+    replicas = _replicas(spec, workload)
+    python = workload.get("pythonExecutable") or "python3"
+    if not isinstance(python, str) or not python.strip() or any(ch.isspace() for ch in python):
+        raise SpecError("spec.workload.pythonExecutable", f"must be one interpreter path or name, got {python!r}")
+    template = check_template(workload.get("template"), end_actor=name in END_ACTORS)
     sidecar = _section(spec, "sidecar")
     env = sidecar.get("env") or []
     if not isinstance(env, list) or not all(isinstance(e, Mapping) and e.get("name") for e in env):
@@ -213,9 +306,9 @@ def parse_actor(body: Mapping[str, Any]) -> ActorSpec:
         uid=str(meta.get("uid", "")),
         generation=int(meta.get("generation") or 0),
         transport=transport,
-        workload_type=str(wtype),
-        template=check_template(workload.get("template"), end_actor=name in END_ACTORS),
-        replicas=_int(spec, "replicas", "spec.replicas", 1, 0, 1000),
+        workload_type=wtype,
+        template=template,
+        replicas=replicas,
         scaling=scale,
         sidecar_image=str(sidecar.get("image", "")),
         sidecar_pull_policy=str(sidecar.get("imagePullPolicy", "")),
@@ -230,4 +323,7 @@ def parse_actor(body: Mapping[str, Any]) -> ActorSpec:
             max_s=_num(backoff, "maxSeconds", "spec.retry.backoff.maxSeconds", 300.0),
         ),
         delete_queue=queue.get("deletionPolicy", "Retain") == "Delete",
+        python_executable=python,
+        crew_in_runtime=name in END_ACTORS and compat.end_actor_runs_crew_in_runtime(template),
+        notices=compat.notices(name, template, name in END_ACTORS, python),
     )

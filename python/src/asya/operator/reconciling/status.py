@@ -17,7 +17,11 @@ QUEUE_READY = "QueueReady"
 WORKLOAD_READY = "WorkloadReady"
 SCALING_READY = "ScalingReady"
 READY = "Ready"
-CONDITION_TYPES = (QUEUE_READY, WORKLOAD_READY, SCALING_READY, READY)
+SPEC_AS_WRITTEN = "SpecAsWritten"
+"""Informational (never part of Ready): False lists spec settings not used as written."""
+CONDITION_TYPES = (QUEUE_READY, WORKLOAD_READY, SCALING_READY, READY, SPEC_AS_WRITTEN)
+NOTICES_ANNOTATION = "asya.sh/spec-notices"
+"""On the rendered workload: the ``compat`` notices, one per line (the status reads them back)."""
 
 MANAGED_KEYS = (
     "observedGeneration",
@@ -132,7 +136,18 @@ def compute_status(obs: Observation, old: Mapping[str, Any] | None, now: str) ->
     problems = [p for p in (obs.queue_problem, obs.scaling_problem) if p is not None]
     last_error = "; ".join(p.message for p in problems) or None
     phase = "Error" if problems else ("Ready" if not failing else "Pending")
-    return _finish(obs, old, now, [*parts, rcond], phase, last_error, (replicas, ready, desired))
+    conds = [*parts, rcond]
+    if obs.workload is not None:  # the notices travel on the workload, so timer ticks see them too
+        conds.append(_notices_condition(obs.workload))
+    return _finish(obs, old, now, conds, phase, last_error, (replicas, ready, desired))
+
+
+def _notices_condition(wl: Mapping[str, Any]) -> dict[str, Any]:
+    text = str(((wl.get("metadata") or {}).get("annotations") or {}).get(NOTICES_ANNOTATION) or "")
+    notices = [line for line in text.splitlines() if line.strip()]
+    if not notices:
+        return _condition(SPEC_AS_WRITTEN, True, "AsWritten", "every setting of the spec is used as written")
+    return _condition(SPEC_AS_WRITTEN, False, "SettingsOverridden", "; ".join(notices))
 
 
 def _finish(

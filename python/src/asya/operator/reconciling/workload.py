@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from asya.operator import config as configs
-from asya.operator.reconciling import specs
+from asya.operator.reconciling import specs, status
 
 SOCKET_DIR = "/var/run/asya"
 RUNTIME_DIR = "/opt/asya"
@@ -168,7 +168,7 @@ def sidecar_container(
 
 def _complete_runtime(container: dict[str, Any], actor: specs.ActorSpec) -> None:
     """Point the user's runtime container at the injected runtime file."""
-    container["command"] = ["python3", f"{RUNTIME_DIR}/{RUNTIME_FILE}"]
+    container["command"] = [actor.python_executable, f"{RUNTIME_DIR}/{RUNTIME_FILE}"]
     container.pop("args", None)
     container["env"] = _merge_env(
         [{"name": "ASYA_RUNTIME_DRAIN_S", "value": str(max(actor.graceful_shutdown_s - 5, 0))}],
@@ -191,6 +191,10 @@ def _complete_crew(
     container: dict[str, Any], actor: specs.ActorSpec, transport: configs.TransportConfig, cfg: configs.OperatorConfig
 ) -> None:
     """End actors: the crew process consumes the queue itself, so it gets the contract env."""
+    if actor.crew_in_runtime:  # 0.1.x shape: the handler's image and command give way to the crew
+        container["image"] = cfg.crew_image or cfg.sidecar.image
+        container["command"] = ["python", "-m", "asya.crew", actor.name]
+        container.pop("args", None)
     container.setdefault("command", ["python", "-m", "asya.crew", actor.name])
     container["env"] = _merge_env(
         list(cfg.sidecar.env), container.get("env") or [], list(contract_env(actor, transport, cfg))
@@ -208,8 +212,11 @@ _OUR_VOLUMES = (SOCKET_VOLUME, RUNTIME_VOLUME, TMP_VOLUME)
 def pod_template(actor: specs.ActorSpec, transport: configs.TransportConfig, cfg: configs.OperatorConfig) -> Manifest:
     """The user's template with everything Asya needs injected."""
     template = copy.deepcopy(dict(actor.template))
-    meta = dict(template.get("metadata") or {})
-    meta["labels"] = {**(meta.get("labels") or {}), **labels(actor)}
+    given = template.get("metadata") or {}
+    # 0.1.x manifests carry e.g. template.metadata.name; a pod template renders only these two
+    meta: dict[str, Any] = {"labels": {**(given.get("labels") or {}), **labels(actor)}}
+    if given.get("annotations"):
+        meta["annotations"] = dict(given["annotations"])
     template["metadata"] = meta
     pod = template["spec"]
     for volume in pod.get("volumes") or []:
@@ -220,8 +227,9 @@ def pod_template(actor: specs.ActorSpec, transport: configs.TransportConfig, cfg
             )
     containers = pod["containers"]
     if actor.is_end:
+        crew_name = specs.RUNTIME_CONTAINER if actor.crew_in_runtime else specs.CREW_CONTAINER
         for container in containers:
-            if container.get("name") == specs.CREW_CONTAINER:
+            if container.get("name") == crew_name:
                 _complete_crew(container, actor, transport, cfg)
         pod["volumes"] = [*(pod.get("volumes") or []), {"name": TMP_VOLUME, "emptyDir": {}}]
     else:
@@ -265,9 +273,7 @@ def render_workload(
         spec["podManagementPolicy"] = "Parallel"
     else:
         spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": actor.workload_type,
-        "metadata": child_metadata(actor, actor.name),
-        "spec": spec,
-    }
+    meta = child_metadata(actor, actor.name)
+    if actor.notices:
+        meta["annotations"] = {status.NOTICES_ANNOTATION: "\n".join(actor.notices)}
+    return {"apiVersion": "apps/v1", "kind": actor.workload_type, "metadata": meta, "spec": spec}
