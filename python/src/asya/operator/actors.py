@@ -4,6 +4,10 @@
 timer. Both return an ``Observation``; turning it into status is pure
 (``reconciling.status``). Children are written only when their fingerprint changed, so
 an unchanged actor costs reads, never writes.
+
+A queue the broker cannot create is not a kopf retry (each of those writes progress
+annotations): the reconcile reports it and finishes, and the timer tries again from
+memory, backing off per actor (``OperatorSettings.retry_after``) until the broker answers.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ class OperatorState:
     queues: provisioning.Queues
     runtime_source: str
     queue_checked: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
+    """When each actor's queue was last ensured (monotonic); a missing key means due now."""
+    queue_failures: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """Consecutive failed ensures per actor; sets the backoff before the next attempt."""
 
 
 class RetryLater(Exception):
@@ -67,6 +74,36 @@ def parse(body: Mapping[str, Any], state: OperatorState) -> tuple[specs.ActorSpe
     if actor.transport not in state.config.transports:
         return None, status.Observation(generation, queue, spec_problem=_unknown_transport(actor, state.config))
     return actor, status.Observation(generation, queue)
+
+
+def _queue_check_due(state: OperatorState, key: tuple[str, str]) -> bool:
+    failures = state.queue_failures.get(key, 0)
+    wait = state.settings.retry_after(failures) if failures else state.settings.queue_check_interval_s
+    return time.monotonic() - state.queue_checked.get(key, 0.0) >= wait
+
+
+async def _ensure_queue(state: OperatorState, actor: specs.ActorSpec) -> status.Problem | None:
+    """Create the actor's queue and keep count of consecutive failures for the backoff."""
+    key = (actor.namespace, actor.name)
+    problem = await state.queues.ensure(actor.transport, actor.queue)
+    state.queue_checked[key] = time.monotonic()
+    if problem is None:
+        if state.queue_failures.pop(key, 0):
+            log.info("queue %s of %s/%s is provisioned again", actor.queue, actor.namespace, actor.name)
+        return None
+    failures = state.queue_failures.get(key, 0) + 1
+    state.queue_failures[key] = failures
+    # one INFO line per outage and actor; the retries themselves only at DEBUG
+    log.log(
+        logging.INFO if failures == 1 else logging.DEBUG,
+        "%s/%s: %s (attempt %d, next in %.0f s)",
+        actor.namespace,
+        actor.name,
+        problem.message,
+        failures,
+        state.settings.retry_after(failures),
+    )
+    return problem
 
 
 async def _apply_if_changed(state: OperatorState, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +148,7 @@ async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Obs
         children, scaling_problem = reconciling.desired_children(actor, transport, state.config, state.runtime_source)
     except specs.SpecError as exc:
         return status.Observation(actor.generation, actor.queue, status.Problem("InvalidSpec", str(exc)))
-    queue_problem = await state.queues.ensure(actor.transport, actor.queue)
-    state.queue_checked[(actor.namespace, actor.name)] = time.monotonic()
+    queue_problem = await _ensure_queue(state, actor)  # a spec change always tries now, backoff or not
     applied: dict[str, dict[str, Any]] = {}
     try:
         for manifest in children:
@@ -161,9 +197,8 @@ async def observe(body: Mapping[str, Any], state: OperatorState) -> status.Obser
     transport = state.config.transports[actor.transport]
     key = (actor.namespace, actor.name)
     queue_problem = None
-    if time.monotonic() - state.queue_checked.get(key, 0.0) >= state.settings.queue_check_interval_s:
-        queue_problem = await state.queues.ensure(actor.transport, actor.queue)
-        state.queue_checked[key] = time.monotonic()
+    if _queue_check_due(state, key):
+        queue_problem = await _ensure_queue(state, actor)
     else:
         prior = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
         q = prior.get(status.QUEUE_READY) or {}
@@ -193,7 +228,9 @@ async def observe(body: Mapping[str, Any], state: OperatorState) -> status.Obser
 async def delete_queue(body: Mapping[str, Any], state: OperatorState) -> status.Problem | None:
     """Deletion policy Delete: remove the actor's queue (children go by ownerReferences)."""
     actor, _ = parse(body, state)
-    state.queue_checked.pop((str(body["metadata"].get("namespace")), str(body["metadata"].get("name"))), None)
+    key = (str(body["metadata"].get("namespace")), str(body["metadata"].get("name")))
+    state.queue_checked.pop(key, None)
+    state.queue_failures.pop(key, None)
     if actor is None or not actor.delete_queue:
         return None
     return await state.queues.delete(actor.transport, actor.queue)

@@ -6,6 +6,14 @@ configured once, in the start-up handler: annotation-based progress and diff-bas
 storage under ``asya.sh/``, our own finalizer name, no Events (kopf posts log lines as
 Events only when ``settings.posting.loggers`` is on; it is off, and the ClusterRole, which
 equals what the operator uses, grants no events), and a 1 s cancellation poll.
+
+Retries: every kopf handler retry (``kopf.TemporaryError``) writes progress annotations
+(and, after its delay, a "touch" annotation), so a broker that is down must not be one.
+A queue problem is written to status once and the handler finishes; the status timer
+retries the queue from memory with a per-actor backoff (``actors``), and writes only when
+the status changes. What is still a kopf retry (a failed API write, a queue deletion that
+must hold the finalizer) backs off the same way: ``retry_delay_s`` doubling to
+``retry_max_delay_s``.
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             settings=ours,
             config=cfg,
             kube=client,
-            queues=provisioning.Queues(cfg.transports),
+            # fail fast after a failed connect, but never for longer than one retry period, or a
+            # retry after the broker is back would still fail
+            queues=provisioning.Queues(cfg.transports, cooldown_s=min(5.0, ours.retry_delay_s)),
             runtime_source=actors.load_runtime_source(),
         )
 
@@ -96,16 +106,19 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     @kopf.on.resume(*RESOURCE, id="reconcile", registry=registry)
     @kopf.on.create(*RESOURCE, id="reconcile", registry=registry)
     @kopf.on.update(*RESOURCE, id="reconcile", registry=registry)
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
         state: actors.OperatorState = memo.state
         try:
             obs = await actors.reconcile(body, state)
         except actors.RetryLater as exc:
-            patch.setdefault("status", {}).update({"status": "Error", "lastError": str(exc)})
-            raise kopf.TemporaryError(str(exc), delay=state.settings.retry_delay_s) from exc
+            wanted = {"status": "Error", "lastError": str(exc)}
+            old = body.get("status") or {}
+            changes = {k: v for k, v in wanted.items() if old.get(k) != v}
+            if changes:
+                patch.setdefault("status", {}).update(changes)
+            raise kopf.TemporaryError(str(exc), delay=state.settings.retry_after(retry + 1)) from exc
+        # a queue problem is in obs: reported here, retried by the timer (see the module docstring)
         _write_status(body, patch, obs)
-        if obs.queue_problem is not None:
-            raise kopf.TemporaryError(obs.queue_problem.message, delay=state.settings.retry_delay_s)
 
     @kopf.timer(
         *RESOURCE,
@@ -123,8 +136,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             _write_status(body, patch, obs)
 
     @kopf.on.delete(*RESOURCE, id="delete-queue", when=_wants_queue_deleted, registry=registry)
-    async def delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    async def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         state: actors.OperatorState = memo.state
         problem = await actors.delete_queue(body, state)
-        if problem is not None:
-            raise kopf.TemporaryError(problem.message, delay=state.settings.retry_delay_s)
+        if problem is not None:  # the finalizer must stay until the queue is gone: a kopf retry
+            raise kopf.TemporaryError(problem.message, delay=state.settings.retry_after(retry + 1))
