@@ -51,6 +51,28 @@ def test_defaults_when_the_api_did_not_fill_them() -> None:
         (lambda b: b["spec"]["workload"].update(type="Job"), "spec.workload.type", "Deployment, StatefulSet"),
         (lambda b: b["spec"].update(timeout={"processing": 0}), "spec.timeout.processing", "from 1"),
         (lambda b: b["spec"].update(replicas=True), "spec.replicas", "integer"),
+        # the 0.1.x names: the API refuses disagreeing pairs by CEL; re-checked for CRDs without it
+        (
+            lambda b: b["spec"]["workload"].update(type="Deployment", kind="StatefulSet"),
+            "spec.workload.kind",
+            "disagree",
+        ),
+        (
+            lambda b: (b["spec"].update(replicas=2), b["spec"]["workload"].update(replicas=3)),
+            "spec.workload.replicas",
+            "disagree",
+        ),
+        (lambda b: b["spec"]["workload"].update(kind="Job"), "spec.workload.kind", "Deployment, StatefulSet"),
+        (
+            lambda b: b["spec"]["workload"].update(pythonExecutable="python3 -u"),
+            "spec.workload.pythonExecutable",
+            "one",
+        ),
+        (
+            lambda b: b["spec"].update(scaling={"advanced": {"metricType": "Utilization"}}),
+            "spec.scaling.advanced.metricType",
+            "AverageValue",
+        ),
     ],
 )
 def test_bad_specs_name_the_field(mutate, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
@@ -78,3 +100,12 @@ def test_values_are_carried_over() -> None:
     assert a.max_attempts == 7 and a.backoff.initial_s == 0.5
     assert a.sidecar_image == "img:2" and a.prefetch == 8 and a.sidecar_env == ({"name": "X", "value": "1"},)
     assert a.delete_queue is True
+
+
+def test_0_1_names_are_read_when_ours_are_absent() -> None:
+    b = body(scaling={"advanced": {"formula": "q", "target": "2"}})
+    b["spec"]["workload"].update(kind="StatefulSet", replicas=3, pythonExecutable="/opt/conda/bin/python")
+    a = specs.parse_actor(b)
+    assert (a.workload_type, a.replicas, a.python_executable) == ("StatefulSet", 3, "/opt/conda/bin/python")
+    assert a.scaling.advanced == specs.AdvancedScaling(formula="q", target="2")
+    assert a.scaling.cooldown_period == 60 and a.notices == ()
