@@ -107,14 +107,21 @@ class RunState:
             self._learn(env_id, None)
         self._refresh()
 
-    def on_progress(self, event: dict[str, Any]) -> None:
+    def _admit(self, event: dict[str, Any]) -> str | None:
+        """The id of a report about one of our envelopes (learned on the way), or None for a foreign one."""
         self.version += 1
         env_id, parent_id = str(event.get("id")), event.get("parent_id")
         if not self.is_ours(env_id, parent_id):
             self.foreign_ids.add(env_id)
             self._refresh()
-            return
+            return None
         self._learn(env_id, parent_id)
+        return env_id
+
+    def on_progress(self, event: dict[str, Any]) -> None:
+        env_id = self._admit(event)
+        if env_id is None:
+            return
         actor, status = str(event.get("actor")), str(event.get("status"))
         self.progress.by_actor[actor][status] += 1
         if status in _SUCCESS:
@@ -141,13 +148,9 @@ class RunState:
         self._refresh()
 
     def on_final(self, event: dict[str, Any]) -> None:
-        self.version += 1
-        env_id, parent_id = str(event.get("id")), event.get("parent_id")
-        if not self.is_ours(env_id, parent_id):
-            self.foreign_ids.add(env_id)
-            self._refresh()
+        env_id = self._admit(event)
+        if env_id is None:
             return
-        self._learn(env_id, parent_id)
         status = event.get("status")
         if (env_id, str(status)) in self._finals:
             self.progress.repeated_reports += 1
