@@ -117,6 +117,15 @@ spec:
       spec:{RUNTIME}          command: [python3, /app/main.py]
           args: [--fast]
 """,
+    "socket": f"""
+metadata: {{name: c-socket}}
+spec:
+  transport: rabbitmq
+  socket: {{dir: /custom/path, maxSize: "20971520"}}
+  workload:
+    kind: Deployment
+    template:
+      spec:{RUNTIME}""",
     "runtime-env": f"""
 metadata: {{name: c-env}}
 spec:
@@ -243,6 +252,13 @@ def check_env(stored: dict[str, Any], kids: dict[str, dict[str, Any]], actor: sp
     assert "ASYA_ENABLE_VALIDATION: not read" in text and "ASYA_INCLUDE_ROUTE_INFO: not read" in text
 
 
+def check_socket(stored: dict[str, Any], kids: dict[str, dict[str, Any]], actor: specs.ActorSpec) -> None:
+    assert stored["spec"]["socket"] == {"dir": "/custom/path", "maxSize": "20971520"}
+    assert "spec.socket dir, maxSize: ignored" in notices_of(kids["Deployment"])
+    runtime = container(kids["Deployment"], "asya-runtime")
+    assert {"name": "ASYA_SOCKET_DIR", "value": "/var/run/asya"} in runtime["env"]
+
+
 CHECKS: dict[str, Callable[[dict[str, Any], dict[str, dict[str, Any]], specs.ActorSpec], None]] = {
     "workload-kind": check_kind,
     "workload-replicas": check_replicas,
@@ -252,6 +268,7 @@ CHECKS: dict[str, Callable[[dict[str, Any], dict[str, dict[str, Any]], specs.Act
     "template-metadata": check_metadata,
     "runtime-command": check_command,
     "runtime-env": check_env,
+    "socket": check_socket,
 }
 
 

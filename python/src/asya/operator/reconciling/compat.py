@@ -47,9 +47,15 @@ def end_actor_runs_crew_in_runtime(template: Mapping[str, Any]) -> bool:
     return _container(template, CREW_CONTAINER) is None and _container(template, RUNTIME_CONTAINER) is not None
 
 
-def notices(name: str, template: Mapping[str, Any], end_actor: bool, python: str) -> tuple[str, ...]:
+def notices(
+    name: str, template: Mapping[str, Any], end_actor: bool, python: str, spec: Mapping[str, Any] | None = None
+) -> tuple[str, ...]:
     """One sentence per spec setting the operator does not use as written."""
     out: list[str] = []
+    socket = (spec or {}).get("socket")
+    if socket:
+        keys = ", ".join(sorted(socket)) if isinstance(socket, Mapping) else str(socket)
+        out.append(f"spec.socket {keys}: ignored (the socket always lives in the pod-private /var/run/asya)")
     extra_meta = sorted(k for k in (template.get("metadata") or {}) if k not in ("labels", "annotations"))
     if extra_meta:
         keys = ", ".join(extra_meta)

@@ -325,5 +325,5 @@ def parse_actor(body: Mapping[str, Any]) -> ActorSpec:
         delete_queue=queue.get("deletionPolicy", "Retain") == "Delete",
         python_executable=python,
         crew_in_runtime=name in END_ACTORS and compat.end_actor_runs_crew_in_runtime(template),
-        notices=compat.notices(name, template, name in END_ACTORS, python),
+        notices=compat.notices(name, template, name in END_ACTORS, python, spec),
     )
