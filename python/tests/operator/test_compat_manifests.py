@@ -370,3 +370,14 @@ def test_operator_renders_scaling_modifiers_into_the_scaled_object(
     assert so["spec"]["advanced"]["scalingModifiers"]["formula"] == "ceil(queueLength / 10)"
     assert so["spec"]["advanced"]["restoreToOriginalReplicaCount"] is True
     assert so["spec"]["triggers"][0]["name"] == "queueLength"
+
+
+def test_operator_configuration_of_crew_image_and_hpa_behaviour(
+    kube: controlplane.ControlPlane, api: Any, ns: str
+) -> None:
+    raw = {"transports": {"rabbitmq": {"type": "rabbitmq", "url": "amqp://b"}}, "crew": {"image": "crew:2"}}
+    _, kids, _ = stored_and_rendered(kube, api, ns, "end-actor-runtime", config.parse_config(raw))
+    assert container(kids["Deployment"], "asya-runtime")["image"] == "crew:2"
+    for bad, words in (("fast", "unknown preset 'fast'"), ({"scaleSideways": {}}, "HPA behavior mapping")):
+        with pytest.raises(config.ConfigError, match=words):
+            config.parse_config({**raw, "scaling": {"behavior": bad}})
