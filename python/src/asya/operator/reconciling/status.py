@@ -2,9 +2,10 @@
 
 Handlers collect what they saw (queue provisioned?, workload object, scaling applied?,
 errors) into an ``Observation``; ``compute_status`` turns it into conditions QueueReady,
-WorkloadReady, ScalingReady and Ready plus the printer-column fields; ``status_patch``
-returns only the keys that differ from the stored status, so an unchanged actor costs no
-API write. A condition keeps its ``lastTransitionTime`` while its status does not change.
+WorkloadReady, ScalingReady and Ready (plus the informational SpecAsWritten, read from the
+workload's ``asya.sh/spec-notices`` annotation) and the printer-column fields;
+``status_patch`` returns only the keys that differ from the stored status, so an unchanged
+actor costs no API write. A condition keeps its ``lastTransitionTime`` while its status does not change.
 """
 
 from __future__ import annotations
