@@ -234,8 +234,9 @@ class RuntimeProcessor:
     async def _call(self, env: Envelope, body: bytes) -> Outcome:
         """Stream the runtime's items to their queues; the first item waits for a second to know if it fans out.
 
-        The processing timeout bounds only the wait for the runtime's items (the handler); publishing an
-        output is bounded by the transport, whose failure is broker trouble, not a slow handler.
+        The processing timeout bounds connecting and the wait for the runtime's items (the handler), not
+        the wait for a free call slot (a 0.1.x runtime takes one call at a time) nor publishing an output,
+        which the transport bounds: its failure is broker trouble, not a slow handler.
         """
         lease = await self.runtime.reserve()  # a 0.1.x runtime takes one call at a time: queue here, off the clock
         try:

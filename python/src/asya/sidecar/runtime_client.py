@@ -191,7 +191,10 @@ class RuntimeClient:
             if self.is_ready():
                 # Read once per (re)start of the runtime, not on every connection: it is a file read.
                 self.read_features()
-                sock = self._try_connect()
+                try:
+                    sock = self._try_connect()
+                except RuntimeGoneError:
+                    sock = "gone"  # removed between the check and the connect: a restart under way
                 if sock == "busy":
                     return  # a full backlog has a listener behind it
                 if isinstance(sock, socket.socket):
