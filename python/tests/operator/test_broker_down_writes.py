@@ -25,7 +25,7 @@ from actorfactory import OPERATOR_USER, OperatorProcess, new_namespace, wait_for
 from fixtures.rabbitmq import SCRIPT, RabbitMQServer
 from kubernetes import client
 
-pytestmark = [pytest.mark.kube, pytest.mark.rabbitmq, pytest.mark.slow, pytest.mark.timeout(240)]
+from asya.operator.settings import OperatorSettings
 
 RETRY_S, RETRY_MAX_S, TICK_S = 1.0, 3.0, 1.0  # TICK_S: the conftest's ASYA_OPERATOR_STATUS_INTERVAL_S
 PERIODS = 5
@@ -81,6 +81,17 @@ def attempts(op: OperatorProcess, ns: str, name: str) -> list[tuple[int, float]]
     return [(int(m[1]), float(m[2])) for m in pattern.finditer(op.output())]
 
 
+def test_retry_backoff_doubles_from_the_retry_delay_to_its_cap() -> None:
+    s = OperatorSettings.from_env({"ASYA_OPERATOR_RETRY_DELAY_S": "15", "ASYA_OPERATOR_RETRY_MAX_DELAY_S": "300"})
+    assert [s.retry_after(n) for n in range(1, 8)] == [15, 30, 60, 120, 240, 300, 300]
+    assert s.retry_after(10**6) == 300  # a broker down for weeks: still the cap, no overflow
+    assert OperatorSettings().retry_after(1) == 15 and OperatorSettings().retry_max_delay_s == 300
+
+
+@pytest.mark.kube
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_broker_down_costs_one_status_write_then_none_and_the_actor_converges_when_it_is_back(
     kube: controlplane.ControlPlane,
     api: Any,
