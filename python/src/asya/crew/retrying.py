@@ -191,4 +191,4 @@ def reset_budget(env: Envelope) -> Envelope:
     return out
 
 
-_RESET = frozenset({h.RETRY_ATTEMPT, h.RETRY_STEP, h.RETRY_NOT_BEFORE, h.DLQ_REASON, h.DLQ_AT})
+_RESET = frozenset({h.RETRY_ATTEMPT, h.RETRY_STEP, h.RETRY_NOT_BEFORE, h.DLQ_REASON, h.DLQ_AT, h.HOPS})
