@@ -199,6 +199,7 @@ class TestPrefix(PrefixConfig, Topology):
         assert {d.queue for d in got} == {f"asya-{actor}"}  # callers keep speaking canonical names
         for d in got:
             await d.ack()
+        await it.aclose()  # type: ignore[attr-defined]  # a live robust consumer could declare it again
         await t.delete_queue(f"asya-{actor}")
         assert not await queue_exists(self.server.url, actor)
 
