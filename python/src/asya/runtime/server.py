@@ -17,7 +17,7 @@ the loop. Generators are iterated as they produce items; with the negotiated
 Environment:
   ASYA_HANDLER        module.function or module.Class.method (required)
   ASYA_HANDLER_MODE   payload (default) | envelope
-  ASYA_SOCKET_DIR     directory of the socket and ready file (/var/run/asya)
+  ASYA_SOCKET_DIR     directory of the socket and ready file (/var/run/asya); ASYA_SOCKETS_DIR too
   ASYA_RUNTIME_THREADS  size of the sync-handler thread pool (64)
   ASYA_RUNTIME_DRAIN_S  seconds to let in-flight calls finish after SIGTERM (30)
 """
@@ -434,12 +434,20 @@ async def _write_frame(writer: asyncio.StreamWriter, items: list[dict[str, Any]]
         await _write_raw(writer, items)
 
 
+def _socket_dir(env: Any) -> str:
+    # the onboarding guide spells it ASYA_SOCKETS_DIR; two spellings that disagree are refused
+    ours, guide = env.get("ASYA_SOCKET_DIR"), env.get("ASYA_SOCKETS_DIR")
+    if ours and guide and ours != guide:
+        raise ValueError("ASYA_SOCKET_DIR=%r and ASYA_SOCKETS_DIR=%r disagree; keep one of them" % (ours, guide))
+    return ours or guide or SOCKET_DIR_DEFAULT
+
+
 def settings_from_env(environ: dict[str, str] | None = None) -> tuple[str, str, str, int, float]:
     env = os.environ if environ is None else environ
     return (
         env.get("ASYA_HANDLER", ""),
         env.get("ASYA_HANDLER_MODE", "payload").strip().lower() or "payload",
-        env.get("ASYA_SOCKET_DIR", SOCKET_DIR_DEFAULT),
+        _socket_dir(env),
         int(env.get("ASYA_RUNTIME_THREADS", "64")),
         float(env.get("ASYA_RUNTIME_DRAIN_S", "30")),
     )
@@ -466,7 +474,11 @@ def main() -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handler_path, mode, socket_dir, threads, drain_s = settings_from_env()
+    try:
+        handler_path, mode, socket_dir, threads, drain_s = settings_from_env()
+    except ValueError as exc:
+        log.critical("cannot start: %s", exc)
+        return 2
     # The working directory is where user code usually lives (`python -m` adds it; a copied file does not).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
