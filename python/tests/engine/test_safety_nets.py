@@ -75,6 +75,8 @@ async def engine_running(settings: EngineSettings, processor: Scripted) -> Async
 
 
 async def take(t: transports.Transport, queue: str, timeout: float = 30.0) -> dict[str, Any]:
+    await t.ensure_queue(queue)  # the engine may not have declared it yet (it starts in another task)
+
     async def first() -> dict[str, Any]:
         async for d in t.consume(queue, prefetch=1):
             await d.ack()
