@@ -94,7 +94,10 @@ def test_sender_can_mark_an_error_non_retryable() -> None:
 
 
 def test_reset_budget_clears_counters_and_counts_replays() -> None:
-    env = {"id": "e", "headers": {h.RETRY_ATTEMPT: 3, h.RETRY_STEP: 0, h.DLQ_REASON: "x", h.RETRY_MAX: 7, h.HOPS: 1000, "k": 1}}
+    env = {
+        "id": "e",
+        "headers": {h.RETRY_ATTEMPT: 3, h.RETRY_STEP: 0, h.DLQ_REASON: "x", h.RETRY_MAX: 7, h.HOPS: 1000, "k": 1},
+    }
     out = retrying.reset_budget(env)
     assert out["headers"] == {h.RETRY_MAX: 7, "k": 1, h.REPLAYED: 1}
     assert retrying.reset_budget(out)["headers"][h.REPLAYED] == 2

@@ -31,9 +31,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from asya.contracts.envelope import QUEUE_PREFIX
+
+if TYPE_CHECKING:
+    from typing_extensions import override as override
+else:  # typing.override is 3.12+; at run time the decorator only documents intent
+
+    def override(fn):
+        return fn
+
 
 ATTEMPT_HEADER = "x-asya-attempt"
 """Transport-level header counting deliberate requeues (not part of the envelope)."""

@@ -38,20 +38,12 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from asya.contracts.errors import TransportError, TransportFeatureNotSupported
 from asya.transports import _local_sql as sql
 from asya.transports._doorbell import Doorbell
-from asya.transports.base import Delivery, Transport, TransportSettings
-
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:  # typing.override is 3.12+; at run time the decorator only documents intent
-
-    def override(fn):
-        return fn
-
+from asya.transports.base import Delivery, Transport, TransportSettings, override
 
 log = logging.getLogger(__name__)
 

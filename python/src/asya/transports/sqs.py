@@ -52,7 +52,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import boto3
 import botocore.config
@@ -62,15 +62,7 @@ from asya.contracts.envelope import DLQ_NAME, ERROR_END, HAPPY_END, queue_name
 from asya.contracts.errors import PermanentError, TransportError
 from asya.transports import _sqs_support
 from asya.transports._sqs_support import decode_message, encode_message
-from asya.transports.base import Delivery, Transport, TransportSettings
-
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:  # typing.override is 3.12+; at run time the decorator only documents intent
-
-    def override(fn):
-        return fn
-
+from asya.transports.base import Delivery, Transport, TransportSettings, override
 
 log = logging.getLogger(__name__)
 
