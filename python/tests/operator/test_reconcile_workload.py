@@ -8,6 +8,7 @@ from typing import Any
 import actorfactory as af
 import pytest
 
+from asya.engine import aliases
 from asya.operator import config, reconciling
 from asya.operator.reconciling import specs, workload
 
@@ -152,3 +153,43 @@ def test_end_actors_run_the_crew_without_a_sidecar() -> None:
     assert e["ASYA_ACTOR"] == "happy-end" and e["ASYA_STORAGE_URL"] == "s3://b/p"
     assert e["ASYA_TRANSPORT_URL"] == {"secretKeyRef": {"name": "mq", "key": "url"}}
     assert crew["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_an_actors_custom_end_actors_reach_the_sidecar_untouched() -> None:
+    custom = [
+        {"name": "ASYA_STEP_HAPPY_END", "value": "my-happy"},
+        {"name": "ASYA_STEP_ERROR_END", "value": "my-error"},
+    ]
+    # an operator-wide default in the same env layer must not win over the actor's choice
+    cfg = config.OperatorConfig(
+        transports=CFG.transports,
+        sidecar=config.SidecarDefaults(env=({"name": "ASYA_STEP_HAPPY_END", "value": "fleet-happy"},)),
+    )
+    children, _ = reconciling.desired_children(actor(sidecar={"env": custom}), RABBIT, cfg, "print('runtime')")
+    (deployment,) = [c for c in children if c["kind"] == "Deployment"]
+    e = env(containers(deployment)["asya-sidecar"])
+    assert e["ASYA_STEP_HAPPY_END"] == "my-happy" and e["ASYA_STEP_ERROR_END"] == "my-error"
+    # the operator sets neither spelling itself, so the sidecar's alias check sees one name each
+    plain = {k: v for k, v in e.items() if isinstance(v, str)}
+    resolved = aliases.resolve(plain)
+    assert (resolved["ASYA_HAPPY_END_ACTOR"], resolved["ASYA_ERROR_END_ACTOR"]) == ("my-happy", "my-error")
+
+
+def test_a_scaled_workload_is_created_at_min_replicas_without_changing_its_fingerprint() -> None:
+    a = actor(scaling={"enabled": True, "minReplicas": 0, "maxReplicas": 4})
+    children, _ = reconciling.desired_children(a, RABBIT, CFG, "print('runtime')")
+    (rendered,) = [c for c in children if c["kind"] == "Deployment"]
+    created = workload.creation_manifest(a, rendered)
+    assert created["spec"]["replicas"] == 0 and "replicas" not in rendered["spec"]
+    hash_of = reconciling.HASH_ANNOTATION
+    assert created["metadata"]["annotations"][hash_of] == rendered["metadata"]["annotations"][hash_of]
+    fixed = actor(replicas=3)
+    (plain,) = [c for c in reconciling.desired_children(fixed, RABBIT, CFG, "x")[0] if c["kind"] == "Deployment"]
+    assert workload.creation_manifest(fixed, plain) is plain
+    handover = workload.replicas_handover({**created, "spec": {**created["spec"], "replicas": 5}})
+    assert handover == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "echo", "namespace": "ns"},
+        "spec": {"replicas": 5},
+    }

@@ -27,6 +27,8 @@ from asya.operator.settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 SCALING_KINDS = ("ScaledObject", "TriggerAuthentication")
+REPLICAS_MANAGER = "asya-operator-replicas"
+"""Field manager that only ever shares ``spec.replicas`` of a workload while scaling is on."""
 
 
 def load_runtime_source() -> str:
@@ -106,15 +108,42 @@ async def _ensure_queue(state: OperatorState, actor: specs.ActorSpec) -> status.
     return problem
 
 
-async def _apply_if_changed(state: OperatorState, manifest: dict[str, Any]) -> dict[str, Any]:
+async def _apply_if_changed(state: OperatorState, actor: specs.ActorSpec, manifest: dict[str, Any]) -> dict[str, Any]:
     meta = manifest["metadata"]
     current = await state.kube.get(manifest["kind"], meta["namespace"], meta["name"])
     wanted = meta["annotations"][reconciling.HASH_ANNOTATION]
-    if current is not None:
-        have = ((current.get("metadata") or {}).get("annotations") or {}).get(reconciling.HASH_ANNOTATION)
-        if have == wanted:
-            return current
+    if current is None:
+        return await state.kube.apply(reconciling.workload.creation_manifest(actor, manifest))
+    have = ((current.get("metadata") or {}).get("annotations") or {}).get(reconciling.HASH_ANNOTATION)
+    if have == wanted:
+        return current
+    if _replicas_only_ours(state, current, manifest):
+        await _hand_over_replicas(state, current)
     return await state.kube.apply(manifest)
+
+
+def _replicas_only_ours(state: OperatorState, current: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:
+    """The next apply leaves out a ``replicas`` that nobody but our apply owns (it would be deleted).
+
+    True right after a creation at ``minReplicas`` and when scaling was switched on; false
+    once the autoscaler has set a count (its write took the field over).
+    """
+    if manifest["kind"] not in reconciling.workload.WORKLOAD_KINDS or "replicas" in manifest["spec"]:
+        return False
+    if "replicas" not in (current.get("spec") or {}):
+        return False
+    return kube.field_owners(current, "spec", "replicas") == {(state.kube.field_manager, "Apply")}
+
+
+async def _hand_over_replicas(state: OperatorState, current: Mapping[str, Any]) -> None:
+    """Let a second field manager share the current count, so our next apply does not delete it."""
+    try:
+        await state.kube.apply(
+            reconciling.workload.replicas_handover(current), field_manager=REPLICAS_MANAGER, force=False
+        )
+    except kube.KubeError as exc:
+        if exc.status != 409:  # 409: someone (the autoscaler) has just set another count; it owns it
+            raise
 
 
 def _is_rejection(exc: kube.KubeError) -> bool:
@@ -153,7 +182,7 @@ async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Obs
     try:
         for manifest in children:
             try:
-                applied[manifest["kind"]] = await _apply_if_changed(state, manifest)
+                applied[manifest["kind"]] = await _apply_if_changed(state, actor, manifest)
             except kube.KubeError as exc:
                 if manifest["kind"] not in SCALING_KINDS or exc.status != 404:
                     raise

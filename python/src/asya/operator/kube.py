@@ -97,6 +97,18 @@ def object_path(kind: str, namespace: str, name: str = "") -> str:
     return f"{path}/{name}" if name else path
 
 
+def field_owners(obj: Mapping[str, Any], *path: str) -> set[tuple[str, str]]:
+    """(manager, operation) pairs whose managedFields entry owns the field at ``path``."""
+    owners = set()
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        node: Any = entry.get("fieldsV1") or {}
+        for key in path:
+            node = node.get(f"f:{key}") if isinstance(node, dict) else None
+        if node is not None:
+            owners.add((str(entry.get("manager", "")), str(entry.get("operation", ""))))
+    return owners
+
+
 class KubeClient:
     """get / apply / delete for the operator's children, over one aiohttp session."""
 
@@ -160,14 +172,28 @@ class KubeClient:
         if self._crash_after and self.writes >= self._crash_after:
             os._exit(137)  # fault injection for tests: die as if SIGKILLed mid-reconcile
 
-    async def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply ``manifest`` (create or update) and return the stored object."""
+    @property
+    def field_manager(self) -> str:
+        """The field manager of the operator's own applies."""
+        return self._field_manager
+
+    async def apply(
+        self, manifest: Mapping[str, Any], *, field_manager: str = "", force: bool = True
+    ) -> dict[str, Any]:
+        """Server-side apply ``manifest`` (create or update) and return the stored object.
+
+        ``field_manager`` overrides the client's own; without ``force`` a conflict with
+        another manager is a ``KubeError`` with status 409.
+        """
         meta = manifest["metadata"]
         path = object_path(str(manifest["kind"]), str(meta["namespace"]), str(meta["name"]))
+        params = {"fieldManager": field_manager or self._field_manager}
+        if force:
+            params["force"] = "true"
         _, body = await self._request(
             "PATCH",
             path,
-            params={"fieldManager": self._field_manager, "force": "true"},
+            params=params,
             headers={"Content-Type": "application/apply-patch+yaml"},
             data=json.dumps(manifest),
         )

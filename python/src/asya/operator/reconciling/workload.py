@@ -25,6 +25,7 @@ RUNTIME_VOLUME = "asya-runtime"
 TMP_VOLUME = "asya-tmp"
 ACTOR_LABEL = "asya.sh/actor"
 MANAGED_BY = "asya-operator"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
 Manifest = dict[str, Any]
 
@@ -260,7 +261,7 @@ def render_workload(
     """The Deployment or StatefulSet running ``actor``.
 
     With scaling enabled ``replicas`` is left out, so KEDA's HPA owns it and a
-    re-apply never fights the autoscaler.
+    re-apply never fights the autoscaler; ``creation_manifest`` adds the starting count.
     """
     spec: dict[str, Any] = {
         "selector": {"matchLabels": {ACTOR_LABEL: actor.name}},
@@ -277,3 +278,34 @@ def render_workload(
     if actor.notices:
         meta["annotations"] = {status.NOTICES_ANNOTATION: "\n".join(actor.notices)}
     return {"apiVersion": "apps/v1", "kind": actor.workload_type, "metadata": meta, "spec": spec}
+
+
+def creation_manifest(actor: specs.ActorSpec, manifest: Manifest) -> Manifest:
+    """What to apply when the workload does not exist yet.
+
+    With scaling on the apiserver would default a missing ``replicas`` to 1 and start a
+    pod even for ``minReplicas: 0``, so the first write carries ``minReplicas``. The
+    fingerprint is left as rendered: the count is a starting point, not something the
+    operator keeps enforcing (``replicas_handover`` makes later applies leave it alone).
+    """
+    if not actor.scaling.enabled or manifest.get("kind") not in WORKLOAD_KINDS:
+        return manifest
+    created = copy.deepcopy(manifest)
+    created["spec"]["replicas"] = actor.scaling.min_replicas
+    return created
+
+
+def replicas_handover(workload: Mapping[str, Any]) -> Manifest:
+    """Partial apply through which a second field manager shares the current ``replicas``.
+
+    Server-side apply deletes a field once no manager owns it any more: without a second
+    owner, the operator's next apply (which leaves ``replicas`` out while scaling is on)
+    would reset the count to the default of 1.
+    """
+    meta = workload["metadata"]
+    return {
+        "apiVersion": workload["apiVersion"],
+        "kind": workload["kind"],
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": workload["spec"]["replicas"]},
+    }
