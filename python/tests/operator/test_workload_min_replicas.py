@@ -8,12 +8,16 @@ way KEDA's HPA does.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import actorfactory as af
+import controlplane
 import pytest
-from actorfactory import wait_for
+from actorfactory import OperatorProcess, new_namespace, wait_for
 from kubernetes import client
+from test_operator_restart import operator_writes
 
 from asya.operator.reconciling import HASH_ANNOTATION
 
@@ -78,3 +82,26 @@ def test_switching_scaling_on_keeps_the_running_count_until_the_autoscaler_decid
     )
     assert dep.spec.replicas == 3  # not reset to the apiserver's default of 1
     assert not operator_apply_owns_replicas(dep)
+
+
+def test_the_starting_count_costs_no_extra_write_at_creation_or_on_resume(
+    kube: controlplane.ControlPlane, api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    ns = new_namespace(kube, "asya-m")
+    op = start_operator(ns)
+    apps = client.AppsV1Api(api)
+    af.create(api, ns, af.actor_body("cost", transport="rabbit", scaling=scaling(0)))
+    wait_for(lambda: af.get(api, ns, "cost").get("status", {}).get("observedGeneration") == 1, what="reconciled")
+    assert apps.read_namespaced_deployment("cost", ns).spec.replicas == 0
+
+    def workload_writes() -> list[str]:
+        return [w for w in operator_writes(kube, api, ns) if "deployments" in w]
+
+    assert workload_writes() == ["patch deployments/cost"]  # the count rides on the one creating apply
+    op.stop()
+    start_operator(ns)
+    time.sleep(5)  # resume handler + timer ticks at 1 s: nothing to write for an unchanged actor
+    assert workload_writes() == ["patch deployments/cost"]
+    reapplied(apps, ns, "cost", prefetch=2)
+    # the hand-over is paid once, on the first apply that leaves replicas out
+    assert workload_writes() == ["patch deployments/cost"] * 3
