@@ -162,6 +162,27 @@ class TestAdoptClassic(RabbitMQConfig, AdoptionChecks):
     async def test_a_queue_with_01x_dead_letter_arguments_is_adopted(self, caplog: pytest.LogCaptureFixture) -> None:
         await self.check_adopted(caplog, DLX_ARGUMENTS, "x-dead-letter-exchange")
 
+    async def test_an_adopted_quorum_queue_counts_our_requeues_and_its_redeliveries(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        await self.check_adopted(caplog, {"x-queue-type": "quorum"}, "x-queue-type")
+        actor = self.new_actor()
+        await self.predeclare(actor, {"x-queue-type": "quorum"})
+        q = f"asya-{actor}"
+        t = await self.make_transport()
+        await t.ensure_queue(q)
+        await t.publish(q, b"job")
+        it = self.consume(t, q)
+        d = await next_delivery(it)
+        await d.nack(requeue=True)  # a copy with x-asya-attempt 2
+        held = await next_delivery(it)
+        assert held.attempt == 2
+        await t.close()  # dies holding it: the broker redelivers and counts (x-delivery-count 1)
+        t2 = await self.make_transport()
+        again = await next_delivery(self.consume(t2, q))
+        assert (again.body, again.attempt) == (b"job", 3)  # neither count alone says 3
+        await again.ack()
+
 
 class TestAdoptQuorum(QuorumConfig, AdoptionChecks):
     async def test_a_classic_queue_is_adopted_when_we_want_quorum(self, caplog: pytest.LogCaptureFixture) -> None:
