@@ -59,3 +59,13 @@ def test_sqs_with_pod_identity() -> None:
 def test_local_transport_cannot_scale() -> None:
     with pytest.raises(scaling.ScalingError, match="KEDA cannot scale on"):
         scaling.render_scaling(actor(), config.TransportConfig("local", "local", url="/q"))
+
+
+@pytest.mark.parametrize("kind", ["rabbitmq", "sqs"])
+def test_the_trigger_watches_the_brokers_name_of_the_queue(kind: str) -> None:
+    t = config.TransportConfig("mq", kind, url="amqp://broker", options={"queue_prefix": ""})
+    [so] = [m for m in scaling.render_scaling(actor(), t) if m["kind"] == "ScaledObject"]
+    meta = so["spec"]["triggers"][0]["metadata"]
+    assert meta.get("queueName", meta.get("queueURL")) == "echo", (
+        "KEDA would watch asya-echo while the actor reads echo"
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 from asya.operator import config as configs
 from asya.operator.reconciling import specs, workload
+from asya.transports import TransportSettings
 
 Manifest = dict[str, Any]
 KEDA_API = "keda.sh/v1alpha1"
@@ -33,8 +34,10 @@ def _trigger(
 ) -> tuple[dict[str, Any], list[dict[str, str]], dict[str, str] | None]:
     """(trigger, secretTargetRefs, podIdentity) for the transport's scaler."""
     target = str(actor.scaling.queue_length)
+    # KEDA must watch the broker's name of the queue (a transport's queue_prefix may change it)
+    queue = TransportSettings(kind=transport.type, options=dict(transport.options)).broker_queue(actor.queue)
     if transport.type == "rabbitmq":
-        meta = {"protocol": "amqp", "queueName": actor.queue, "mode": "QueueLength", "value": target}
+        meta = {"protocol": "amqp", "queueName": queue, "mode": "QueueLength", "value": target}
         refs: list[dict[str, str]] = []
         if transport.url_secret is not None:
             s = transport.url_secret
@@ -43,7 +46,7 @@ def _trigger(
             meta["host"] = transport.url  # config refuses URLs holding a password
         return {"type": "rabbitmq", "metadata": meta}, refs, None
     if transport.type == "sqs":
-        meta = {"queueURL": actor.queue, "queueLength": target, "awsRegion": transport.region}
+        meta = {"queueURL": queue, "queueLength": target, "awsRegion": transport.region}
         if transport.endpoint:
             meta["awsEndpoint"] = transport.endpoint
         refs = []
