@@ -32,6 +32,7 @@ from asya.cli.pipeline import Pipeline
 from asya.cli.supervisor import Supervisor, child_env
 from asya.cli.tracker import Progress, RunState, Tracker
 from asya.contracts import DLQ_NAME, ERROR_END, HAPPY_END, encode_envelope, queue_name
+from asya.engine.settings import transport_options
 
 log = logging.getLogger("asya.cli.devrun")
 
@@ -144,7 +145,9 @@ async def run(
 
     tracker = Tracker()
     gateway = await tracker.start()
-    transport = transports.create(transports.TransportSettings(kind=opts.transport, url=url))
+    # the same transport options the child processes read (queue_prefix, exchange, queue_type, ...)
+    options = transport_options()
+    transport = transports.create(transports.TransportSettings(kind=opts.transport, url=url, options=options))
     await transport.connect()
     probe = QueueProbe(transport, opts.transport, url)
     settle_s = opts.settle_s if opts.settle_s is not None else (0.5 if probe.sees_in_flight else 1.5)

@@ -22,6 +22,14 @@ from asya.transports import TransportSettings
 DEFAULT_MAX_DELIVERIES = 5
 
 
+def transport_options(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``ASYA_TRANSPORT_OPT_<NAME>=value`` variables as ``{name: value}`` (every process on a broker needs the same)."""
+    e = os.environ if env is None else env
+    return {
+        k.removeprefix("ASYA_TRANSPORT_OPT_").lower(): v for k, v in e.items() if k.startswith("ASYA_TRANSPORT_OPT_")
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class EngineSettings:
     """What the consumer engine needs to serve one queue."""
@@ -60,11 +68,7 @@ class EngineSettings:
         """Read the shared ``ASYA_*`` variables; ``actor`` overrides ``ASYA_ACTOR`` (crew processes)."""
         e = aliases.resolve(os.environ if env is None else env)
         name = validate_actor_name(actor if actor is not None else e.get("ASYA_ACTOR", ""), "ASYA_ACTOR")
-        options = {
-            k.removeprefix("ASYA_TRANSPORT_OPT_").lower(): v
-            for k, v in e.items()
-            if k.startswith("ASYA_TRANSPORT_OPT_")
-        }
+        options = transport_options(e)
         transport = TransportSettings(
             kind=e.get("ASYA_TRANSPORT", "local"),
             url=e.get("ASYA_TRANSPORT_URL", ""),

@@ -19,6 +19,7 @@ import typer
 from asya import storage, transports
 from asya.crew import dlq
 from asya.crew.settings import CrewSettings
+from asya.engine.settings import transport_options
 
 app = typer.Typer(help="Dead letters: list, show, replay.", no_args_is_help=True)
 
@@ -102,7 +103,9 @@ def replay_cmd(
 
     async def go() -> list[dlq.ReplayOutcome]:
         store = _store(storage_url, out)
-        t = transports.create(transports.TransportSettings(kind=kind, url=broker, region=settings.s3.region))
+        t = transports.create(
+            transports.TransportSettings(kind=kind, url=broker, region=settings.s3.region, options=transport_options())
+        )
         await t.connect()
         try:
             chosen = list(refs or [])
