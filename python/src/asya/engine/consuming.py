@@ -138,7 +138,14 @@ class Engine:
             self.reporter.start()
             keeper = asyncio.create_task(self._keep_leases())
             consumer = asyncio.create_task(self._consume())
-            log.info("actor %s: consuming %s via %s (prefetch %d)", s.actor, self.queue, s.transport.kind, s.prefetch)
+            log.info(
+                "actor %s: consuming %s (broker name %s) via %s (prefetch %d)",
+                s.actor,
+                self.queue,
+                s.transport.broker_queue(self.queue),
+                s.transport.kind,
+                s.prefetch,
+            )
             stop_wait = asyncio.create_task(self.stopping.wait())
             await asyncio.wait({consumer, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             self.stopping.set()
@@ -209,11 +216,11 @@ class Engine:
             except PermanentError as exc:
                 # the processor could not send it anywhere the broker accepts (e.g. over a size limit)
                 log.error("%s: undeliverable: %s", _which(delivery), exc)
-                outcome = await self._take_away(delivery, _undeliverable(self.settings.actor, exc))
+                outcome = await self._take_away(delivery, _failure(DlqReason.UNDELIVERABLE, self.settings.actor, exc))
                 return
             except Exception as exc:
                 log.exception("%s: unexpected %s while processing", _which(delivery), type(exc).__name__)
-                outcome = await self._take_away(delivery, _processor_failure(self.settings.actor, exc))
+                outcome = await self._take_away(delivery, _failure(DlqReason.PROCESSOR_ERROR, self.settings.actor, exc))
                 return
             if verdict is Verdict.ACK:
                 await self._ack(delivery)
@@ -321,25 +328,21 @@ def _trouble_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _processor_failure(actor: str, exc: Exception) -> failures.Failure:
-    return _failure(
-        DlqReason.PROCESSOR_ERROR,
-        exc,
-        f"actor {actor!r} failed on this message with {type(exc).__name__}: {exc}. This is a fault in Asya or "
-        "in what the handler returned, not in the broker; the message was taken out of the queue so it cannot loop.",
-    )
+_FAILURE_TEXT = {
+    DlqReason.PROCESSOR_ERROR: (
+        "actor {actor!r} failed on this message with {kind}: {exc}. This is a fault in Asya or in what the "
+        "handler returned, not in the broker; the message was taken out of the queue so it cannot loop."
+    ),
+    DlqReason.UNDELIVERABLE: (
+        "actor {actor!r} could not send this message on: {exc}. It was taken out of the queue so it cannot loop; "
+        "with ASYA_STORAGE_URL set, large payloads travel by claim check instead."
+    ),
+}
 
 
-def _undeliverable(actor: str, exc: Exception) -> failures.Failure:
-    return _failure(
-        DlqReason.UNDELIVERABLE,
-        exc,
-        f"actor {actor!r} could not send this message on: {exc}. It was taken out of the queue so it cannot loop; "
-        "with ASYA_STORAGE_URL set, large payloads travel by claim check instead.",
-    )
-
-
-def _failure(reason: DlqReason, exc: Exception, message: str) -> failures.Failure:
+def _failure(reason: DlqReason, actor: str, exc: Exception) -> failures.Failure:
+    """Why the engine took a delivery away from its processor, in words a person can act on."""
+    message = _FAILURE_TEXT[reason].format(actor=actor, kind=type(exc).__name__, exc=exc)
     kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
     return failures.Failure(reason, ErrorCode.PROCESSING_ERROR.value, message, kind)
 

@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import aio_pika
 import aio_pika.abc
@@ -52,15 +52,7 @@ import aiormq.exceptions
 from asya.contracts.errors import PermanentError, TransportError, TransportFeatureNotSupported
 from asya.transports import _rabbitmq_consumer as _rmq
 from asya.transports import _rabbitmq_topology as _topology
-from asya.transports.base import ATTEMPT_HEADER, Delivery, Transport, TransportSettings
-
-if TYPE_CHECKING:
-    from typing_extensions import override
-else:  # typing.override is 3.12+; at run time the decorator only documents intent
-
-    def override(fn):
-        return fn
-
+from asya.transports.base import ATTEMPT_HEADER, Delivery, Transport, TransportSettings, override
 
 log = logging.getLogger(__name__)
 
