@@ -42,6 +42,9 @@ disk_free_limit.absolute = 50MB
 log.console = false
 log.file.level = warning
 EOF
+  # A retry being dead-lettered (at-least-once, quorum delay queues) when the broker dies is
+  # forwarded again after this timeout once the node is back; RabbitMQ's default is 3 minutes.
+  echo '[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}].' >"$DIR/advanced.config"
   echo '[].' >"$DIR/enabled_plugins"
   local mgmt=""
   if [ "${ASYA_RABBITMQ_MANAGEMENT:-0}" = 1 ]; then
@@ -64,6 +67,7 @@ ERL_EPMD_PORT=$epmd
 RABBITMQ_MNESIA_BASE=$DIR/mnesia
 RABBITMQ_LOG_BASE=$DIR/log
 RABBITMQ_CONFIG_FILE=$DIR/rabbitmq.conf
+RABBITMQ_ADVANCED_CONFIG_FILE=$DIR/advanced.config
 RABBITMQ_ENABLED_PLUGINS_FILE=$DIR/enabled_plugins
 RABBITMQ_PID_FILE=$DIR/rabbitmq.pid
 RABBITMQ_CONF_ENV_FILE=$DIR/rabbitmq-env.conf

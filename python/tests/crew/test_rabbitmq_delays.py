@@ -61,15 +61,18 @@ async def test_a_deleted_delay_queue_is_declared_again(rmq: Any) -> None:
 
 K_CRASH = 200
 """Retries waiting in delay queues when the broker is SIGKILLed."""
+FIRST_EXPIRY_MS = 8000
+"""Shortest delay of those retries; the kill comes 1 s after it, while the others expire."""
 
 
 @pytest.mark.timeout(180)
 async def test_every_delayed_message_survives_a_kill_9_of_the_broker(rmq: Any, rabbitmq_server: Any) -> None:
     # Classic delay queues dead-letter at most once: whatever expires in the moments before the
     # kill is gone from the delay queue and not yet safe in the target. So the delays are spread
-    # across the kill (3-5 s, the kill at ~4 s) and some expire on each side of it.
+    # across the kill (8-10 s, the kill at ~9 s) and some expire on each side of it. The first expiry is
+    # far enough out that publishing and counting 200 retries fits before it on a loaded 2-core machine.
     t, q = rmq
-    delays_ms = [3000 + 100 * (i % 20) for i in range(K_CRASH)]
+    delays_ms = [FIRST_EXPIRY_MS + 100 * (i % 20) for i in range(K_CRASH)]
     expected = {f"retry-{i}".encode() for i in range(K_CRASH)}
     await _rabbitmq_delays.predeclare(t, [ms / 1000 for ms in delays_ms])
     start = time.monotonic()
@@ -80,9 +83,11 @@ async def test_every_delayed_message_survives_a_kill_9_of_the_broker(rmq: Any, r
         )
     )
     parked = sum([await t.queue_depth(_rabbitmq_delays.delay_name(ms)) for ms in sorted(set(delays_ms))])
-    assert time.monotonic() - start < 3.0, "too slow to count the parked messages before the first expiry"
+    assert time.monotonic() - start < FIRST_EXPIRY_MS / 1000, (
+        "too slow to count the parked messages before the first expiry"
+    )
     assert parked == K_CRASH  # all confirmed and waiting before the kill
-    await asyncio.sleep(max(0.0, 4.0 - (time.monotonic() - start)))  # aim the kill into the expiry window
+    await asyncio.sleep(max(0.0, FIRST_EXPIRY_MS / 1000 + 1.0 - (time.monotonic() - start)))  # into the expiry window
     await asyncio.to_thread(rabbitmq_server.crash)
     await asyncio.to_thread(rabbitmq_server.start)
     seen: set[bytes] = set()
