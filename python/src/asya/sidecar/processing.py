@@ -268,9 +268,11 @@ class RuntimeProcessor:
             await window.put(dest, out)  # children reach the queue in order, confirms pipelined
 
         items = self.runtime.exchange(conn, body)
+        exchanged = False  # once started, the exchange gives the connection back itself
         try:
             while True:
                 try:
+                    exchanged = True
                     async with asyncio.timeout_at(deadline):
                         item = await anext(items)
                 except StopAsyncIteration:
@@ -310,7 +312,10 @@ class RuntimeProcessor:
         finally:
             window.cancel()
             await cast(AsyncGenerator[dict[str, Any], None], items).aclose()  # closes an unfinished socket
-            self.runtime.finish(conn)  # an exchange that never started has not done it
+            if not exchanged:
+                # Only then: a started exchange already pooled the connection, and another call may
+                # have checked it out since; finishing it again here would close that call's socket.
+                self.runtime.finish(conn)
             self.metrics.processing_seconds.observe(time.perf_counter() - started)
 
         if error is not None:
