@@ -221,7 +221,8 @@ class LocalTransport(Transport):
             return [row[0] for row in conn.execute("SELECT name FROM listeners WHERE queue = ?", (queue,))]
 
         try:  # bounded: another process may hold the write lock for long (busy_timeout is 30 s)
-            listeners = await asyncio.wait_for(self._write(insert, durable=True), self.settings.publish_timeout_s)
+            async with asyncio.timeout(self.settings.publish_timeout_s):  # no task per publish, unlike wait_for
+                listeners = await self._write(insert, durable=True)
         except TimeoutError as exc:
             raise TransportError(
                 f"local transport: publish to {queue!r} not committed within {self.settings.publish_timeout_s}s"

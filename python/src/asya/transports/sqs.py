@@ -253,7 +253,8 @@ class SQSTransport(Transport):
             entry["DelaySeconds"] = whole
         assert self._sends is not None
         try:
-            await asyncio.wait_for(self._sends.submit(url, entry, size), self.settings.publish_timeout_s)
+            async with asyncio.timeout(self.settings.publish_timeout_s):  # no task per publish, unlike wait_for
+                await self._sends.submit(url, entry, size)
         except TimeoutError as exc:
             raise TransportError(
                 f"sqs: send to {queue!r} not confirmed within {self.settings.publish_timeout_s}s"
