@@ -254,9 +254,14 @@ class LocalTransport(Transport):
                     consumer.slot_freed = asyncio.get_running_loop().create_future()
                     await consumer.slot_freed
                     continue
-                claimed = await self._write(
-                    functools.partial(sql.claim, queue=queue, limit=free, lease_s=self.visibility_timeout_s)
-                )
+                try:
+                    claimed = await self._write(
+                        functools.partial(sql.claim, queue=queue, limit=free, lease_s=self.visibility_timeout_s)
+                    )
+                except RuntimeError:
+                    if self._closed:  # closed while the claim was queued: the iteration simply ends
+                        return
+                    raise
                 consumer.claimed = claimed
                 if not claimed:
                     await self._nap(queue, delay)
