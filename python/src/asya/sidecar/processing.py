@@ -343,7 +343,6 @@ class RuntimeProcessor:
         limit = self.settings.engine.max_deliveries
         if delivery.attempt < limit:
             log.warning("runtime lost during %s (delivery %d): %s; giving it back", env["id"], delivery.attempt, exc)
-            publishing.note(str(env["id"]))
             return Outcome.REQUEUED
         message = (
             f"the runtime process died or dropped the connection while handling this envelope on "
