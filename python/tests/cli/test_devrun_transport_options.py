@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import pytest
+from fixtures.rabbitmq import queue_exists
 
 from asya.cli import results
 
 ROOT = Path(__file__).resolve().parents[3]
 TEXT_PIPELINE = ROOT / "examples/01-text-pipeline/pipeline.yaml"
-
-
-async def _exists(url: str, queue: str) -> bool:
-    connection = await aio_pika.connect(url, timeout=10)
-    try:
-        channel = await connection.channel()
-        try:
-            await channel.declare_queue(queue, passive=True)
-        except aio_pika.exceptions.ChannelClosed:
-            return False
-        return True
-    finally:
-        await connection.close()
 
 
 @pytest.mark.rabbitmq
@@ -41,4 +27,4 @@ def test_dev_run_with_a_queue_prefix_completes_on_the_prefixed_queues(rabbitmq_s
     res = subprocess.run(args, capture_output=True, text=True, timeout=200, env=env)
     assert res.returncode == 0 and "Pipeline complete" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
     assert len(results.scan(tmp_path / "results").results) > 0
-    assert asyncio.run(_exists(rabbitmq_server.url, "devpfx-classify")), "the actors did not use the prefixed queue"
+    assert queue_exists(rabbitmq_server.url, "devpfx-classify"), "the actors did not use the prefixed queue"

@@ -10,7 +10,6 @@ the node is started again, the actor converges within one backoff period.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 import time
@@ -23,7 +22,7 @@ import actorfactory as af
 import controlplane
 import pytest
 from actorfactory import OPERATOR_USER, OperatorProcess, new_namespace, wait_for
-from fixtures.rabbitmq import SCRIPT, RabbitMQServer
+from fixtures.rabbitmq import SCRIPT, RabbitMQServer, queue_exists
 from kubernetes import client
 
 from asya.operator.settings import OperatorSettings
@@ -146,25 +145,6 @@ def test_broker_down_costs_one_status_write_then_none_and_the_actor_converges_wh
         converged = time.monotonic() - back
         healed = af.get(api, ns, "stranded")
         assert healed["status"].get("lastError") is None and healed["status"]["status"] != "Error"
-        assert _queue_exists(stopped_broker.url, "asya-stranded"), f"no queue after {converged:.1f} s"
+        assert queue_exists(stopped_broker.url, "asya-stranded"), f"no queue after {converged:.1f} s"
     finally:
         op.stop()
-
-
-def _queue_exists(url: str, queue: str) -> bool:
-    """Passive declare over AMQP (rabbitmqctl's own Erlang node can fail to start on a loaded machine)."""
-    import aio_pika
-
-    async def check() -> bool:
-        connection = await aio_pika.connect(url, timeout=10)
-        try:
-            channel = await connection.channel()
-            try:
-                await channel.declare_queue(queue, passive=True)
-            except aio_pika.exceptions.ChannelClosed:
-                return False
-            return True
-        finally:
-            await connection.close()
-
-    return asyncio.run(check())
