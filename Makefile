@@ -6,7 +6,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 ASYA  := $(VENV)/bin/asya
 
-.PHONY: install install-demo demo test test-python lint bench charts clean
+.PHONY: install install-demo demo test test-python lint bench charts charts-test images clean
 
 install:            ## venv with every extra (tests, lint, bench)
 	ci/bootstrap.sh test,dev,bench,operator
@@ -27,6 +27,15 @@ lint: install       ## ruff, mypy (strict), import-linter
 
 bench: install      ## benchmarks: table on stdout, JSON in bench/results/latest.json
 	ci/bench.sh
+
+charts:             ## copy crds/ into the operator chart (the chart ships the same bytes)
+	ci/charts.sh sync
+
+charts-test: install ## helm lint, helm-unittest, ct lint, kubeconform, README freshness, installs into a real apiserver
+	ci/charts.sh test
+
+images:             ## build every image with podman (base from mmdebstrap) and start each once
+	ci/images.sh
 
 clean:
 	rm -rf $(VENV) .asya-demo .tools
