@@ -1,9 +1,8 @@
 """Fixtures for the operator tests: a real control plane and the operator as a process.
 
-Session scope: etcd + kube-apiserver (+ controller-manager) from ``controlplane``, the
-AsyncActor CRD and KEDA's CRDs (fetched by ``ci/keda-crds.sh`` from the KEDA Go module),
-the operator's ServiceAccount bound to the shipped ClusterRole (``crds/rbac/operator.yaml``),
-and one operator process watching namespaces ``asya-t-*``. Tests that must kill or restart
+The control plane itself (``kube``, ``operator_kubeconfig``) is the session fixture of
+``tests/fixtures/kube.py``, shared with the chart and image tests. Here: the operator's
+configuration and one operator process watching namespaces ``asya-t-*``. Tests that must kill or restart
 an operator start their own with ``start_operator`` on a namespace outside that glob.
 """
 
@@ -19,47 +18,10 @@ from typing import Any
 import controlplane
 import pytest
 import yaml
-from actorfactory import OPERATOR_NS, OPERATOR_SA, OPERATOR_USER, OperatorProcess, new_namespace
+from actorfactory import OperatorProcess, new_namespace
 
 ROOT = controlplane.ROOT
 CRD = ROOT / "crds" / "asyncactor.yaml"
-RBAC = ROOT / "crds" / "rbac" / "operator.yaml"
-RBAC_USAGE_MODULE = "test_zz_rbac_matches_usage.py"
-
-
-@pytest.hookimpl(trylast=True)  # after -m/-k deselection: `-m "not kube"` never builds
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Build the control-plane binaries before any test runs (outside per-test timeouts).
-
-    A warm machine returns at once; a fresh one spends 10-25 min in ``ci/build-kube.sh``.
-    Also moves the RBAC-versus-usage comparison to the very end: it judges the audit log
-    of every operator request the session made.
-    """
-    last = [item for item in items if item.path.name == RBAC_USAGE_MODULE]
-    if last:
-        items[:] = [item for item in items if item.path.name != RBAC_USAGE_MODULE] + last
-    if any(item.get_closest_marker("kube") for item in items):
-        controlplane.tool_dir(build=True)
-        controlplane.keda_crd_files()
-
-
-@pytest.fixture(scope="session")
-def kube() -> Iterator[controlplane.ControlPlane]:
-    """A running control plane with the CRDs and the operator's RBAC installed."""
-    cp = controlplane.ControlPlane(audited_users=[OPERATOR_USER])  # every request: test_zz_rbac_matches_usage.py
-    try:
-        cp.start()
-        cp.install_asya()
-        yield cp
-    finally:
-        cp.stop()
-
-
-@pytest.fixture(scope="session")
-def operator_kubeconfig(kube: controlplane.ControlPlane) -> Path:
-    """Kubeconfig of the operator's ServiceAccount, bound only by the shipped ClusterRole."""
-    role = yaml.safe_load(RBAC.read_text())["metadata"]["name"]
-    return kube.service_account_kubeconfig(OPERATOR_NS, OPERATOR_SA, role)
 
 
 @pytest.fixture(scope="session")
