@@ -247,17 +247,19 @@ class RuntimeProcessor:
     async def _call_leased(self, env: Envelope, body: bytes, lease: Lease) -> Outcome:
         started = time.perf_counter()
         deadline = asyncio.get_running_loop().time() + self.settings.processing_timeout_s
-        try:
-            async with asyncio.timeout_at(deadline):
-                conn = await self.runtime.checkout(lease)
-        except TimeoutError:
-            raise _ConnectTimeout from None
+        # One timeout for connecting and for every wait on the runtime (one timer per call, not
+        # one per item: this is the hot path). It is paused while an output is published, which
+        # the transport bounds on its own.
+        clock = asyncio.timeout_at(deadline)
         window = publishing.OrderedSends(self.publisher, _PUBLISH_WINDOW)
         held: dict[str, Any] | None = None
         index = 0
         fan_out = False
         error: dict[str, Any] | None = None
         emitted = False
+        conn = None
+        items: AsyncGenerator[dict[str, Any], None] | None = None
+        exchanged = False  # once started, the exchange gives the connection back itself
 
         async def emit(item: dict[str, Any], i: int, many: bool) -> None:
             out = routing.output_envelope(env, item, i, many)
@@ -265,42 +267,44 @@ class RuntimeProcessor:
             if not many:  # the common 1:1 hop: no task, just wait for the confirm
                 await self.publisher.send(dest, out)
                 return
-            await window.put(dest, out)  # children reach the queue in order, confirms pipelined
+            clock.reschedule(None)
+            try:
+                await window.put(dest, out)  # children reach the queue in order, confirms pipelined
+            finally:
+                clock.reschedule(deadline)  # already past: fires at the next wait on the runtime
 
-        items = self.runtime.exchange(conn, body)
-        exchanged = False  # once started, the exchange gives the connection back itself
         try:
-            while True:
-                try:
-                    exchanged = True
-                    async with asyncio.timeout_at(deadline):
-                        item = await anext(items)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise _HandlerTimeout from None
-                if "error" in item:
-                    if held is not None:  # a partial fan-out: the one item before the failure is a child too
-                        fan_out, emitted = True, True
+            async with clock:
+                conn = await self.runtime.checkout(lease)
+                items = cast(AsyncGenerator[dict[str, Any], None], self.runtime.exchange(conn, body))
+                exchanged = True
+                async for item in items:
+                    if "error" in item:
+                        if held is not None:  # a partial fan-out: the one item before the failure is a child too
+                            fan_out, emitted = True, True
+                            await emit(held, 0, True)
+                            held = None
+                        error = error or item
+                        continue
+                    if held is None and not fan_out:
+                        held = item
+                        continue
+                    if held is not None:
+                        fan_out = True
                         await emit(held, 0, True)
                         held = None
-                    error = error or item
-                    continue
-                if held is None and not fan_out:
-                    held = item
-                    continue
-                if held is not None:
-                    fan_out = True
-                    await emit(held, 0, True)
-                    held = None
+                        emitted = True
+                    index += 1
+                    await emit(item, index, True)
                     emitted = True
-                index += 1
-                await emit(item, index, True)
-                emitted = True
             if held is not None:
                 await emit(held, 0, False)
                 emitted = True
             await window.drain()
+        except TimeoutError:
+            if not clock.expired():
+                raise  # not ours: a transport's own bound, broker trouble
+            raise (_HandlerTimeout if conn is not None else _ConnectTimeout) from None
         except EnvelopeError as exc:  # the handler produced an envelope that breaks the contract
             error = {
                 "error": ErrorCode.PROCESSING_ERROR.value,
@@ -311,8 +315,9 @@ class RuntimeProcessor:
             }
         finally:
             window.cancel()
-            await cast(AsyncGenerator[dict[str, Any], None], items).aclose()  # closes an unfinished socket
-            if not exchanged:
+            if items is not None:
+                await items.aclose()  # closes an unfinished socket
+            if conn is not None and not exchanged:
                 # Only then: a started exchange already pooled the connection, and another call may
                 # have checked it out since; finishing it again here would close that call's socket.
                 self.runtime.finish(conn)
