@@ -251,7 +251,7 @@ class RuntimeProcessor:
         # one per item: this is the hot path). It is paused while an output is published, which
         # the transport bounds on its own.
         clock = asyncio.timeout_at(deadline)
-        window = publishing.OrderedSends(self.publisher, _PUBLISH_WINDOW)
+        window: publishing.OrderedSends | None = None  # only a fan-out needs one
         held: dict[str, Any] | None = None
         index = 0
         fan_out = False
@@ -262,11 +262,14 @@ class RuntimeProcessor:
         exchanged = False  # once started, the exchange gives the connection back itself
 
         async def emit(item: dict[str, Any], i: int, many: bool) -> None:
+            nonlocal window
             out = routing.output_envelope(env, item, i, many)
             dest = self._destination(out)
             if not many:  # the common 1:1 hop: no task, just wait for the confirm
                 await self.publisher.send(dest, out)
                 return
+            if window is None:
+                window = publishing.OrderedSends(self.publisher, _PUBLISH_WINDOW)
             clock.reschedule(None)
             try:
                 await window.put(dest, out)  # children reach the queue in order, confirms pipelined
@@ -300,7 +303,8 @@ class RuntimeProcessor:
             if held is not None:
                 await emit(held, 0, False)
                 emitted = True
-            await window.drain()
+            if window is not None:
+                await window.drain()
         except TimeoutError:
             if not clock.expired():
                 raise  # not ours: a transport's own bound, broker trouble
@@ -314,7 +318,8 @@ class RuntimeProcessor:
                 },
             }
         finally:
-            window.cancel()
+            if window is not None:
+                window.cancel()
             if items is not None:
                 await items.aclose()  # closes an unfinished socket
             if conn is not None and not exchanged:
