@@ -1,0 +1,66 @@
+{{/*
+Helpers of the umbrella chart, prefixed `asya.umbrella.` because defines are shared with
+every subchart in one render.
+*/}}
+
+{{- define "asya.umbrella.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/part-of: asya
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The Service URL the evaluation s3 subchart answers on (what global.s3.endpoint defaults to). */}}
+{{- define "asya.umbrella.evaluationS3Endpoint" -}}
+{{- printf "http://%s:%v" (.Values.s3.fullnameOverride | default "asya-s3") (((.Values.s3).service).port | default 8333) }}
+{{- end }}
+
+{{/*
+Helm conditions cannot be computed, so "evaluation services off as soon as external ones
+are configured" is enforced here: a mix fails the render with the value to change.
+*/}}
+{{- define "asya.umbrella.validate" -}}
+{{- $g := .Values.global }}
+{{- if and .Values.rabbitmq.enabled .Values.externalRabbitmq.enabled }}
+{{- fail "externalRabbitmq.enabled is true, so the evaluation broker must be off: set rabbitmq.enabled=false" }}
+{{- end }}
+{{- if and .Values.rabbitmq.enabled (eq $g.transport.type "sqs") }}
+{{- fail "global.transport.type is sqs, so the evaluation RabbitMQ is unused: set rabbitmq.enabled=false" }}
+{{- end }}
+{{- if and .Values.externalRabbitmq.url (not .Values.externalRabbitmq.enabled) }}
+{{- fail "externalRabbitmq.url is set but externalRabbitmq.enabled is false: enable it (and set rabbitmq.enabled=false) or drop the URL" }}
+{{- end }}
+{{- if and .Values.operator.enabled (eq $g.transport.type "rabbitmq") (not .Values.rabbitmq.enabled) (not .Values.externalRabbitmq.enabled) }}
+{{- fail "global.transport.type is rabbitmq but no broker is configured: set rabbitmq.enabled=true (evaluation) or externalRabbitmq.enabled=true" }}
+{{- end }}
+{{- if and .Values.externalRabbitmq.enabled (not $g.rabbitmq.secretName) }}
+{{- fail "externalRabbitmq needs global.rabbitmq.secretName: the Secret the operator, KEDA and sidecars read the AMQP URL from" }}
+{{- end }}
+{{- if and .Values.s3.enabled .Values.externalS3.enabled }}
+{{- fail "externalS3.enabled is true, so the evaluation S3 must be off: set s3.enabled=false" }}
+{{- end }}
+{{- if and .Values.crew.enabled (not .Values.s3.enabled) (not .Values.externalS3.enabled) }}
+{{- fail "the crew stores results in S3 but none is configured: set s3.enabled=true (evaluation) or externalS3.enabled=true with global.s3.endpoint/bucket/region" }}
+{{- end }}
+{{- if and .Values.externalS3.enabled (eq ($g.s3.endpoint | default "") (include "asya.umbrella.evaluationS3Endpoint" .)) }}
+{{- fail (printf "externalS3.enabled is true but global.s3.endpoint still points at the evaluation service %s: set it to your S3 endpoint (empty = AWS S3)" $g.s3.endpoint) }}
+{{- end }}
+{{- if and (or .Values.externalS3.accessKeyId .Values.externalS3.secretAccessKey) (not (and .Values.externalS3.accessKeyId .Values.externalS3.secretAccessKey)) }}
+{{- fail "externalS3 needs both accessKeyId and secretAccessKey, or neither (a pre-created Secret global.s3.secretName)" }}
+{{- end }}
+{{- if and .Values.externalS3.accessKeyId (not .Values.externalS3.enabled) }}
+{{- fail "externalS3.accessKeyId is set but externalS3.enabled is false: enable it (and set s3.enabled=false) or drop the keys" }}
+{{- end }}
+{{- if and .Values.externalS3.accessKeyId (not $g.s3.secretName) }}
+{{- fail "externalS3 keys are set but global.s3.secretName is empty: name the Secret this chart should store them in" }}
+{{- end }}
+{{- if and (or .Values.externalSqs.accessKeyId .Values.externalSqs.secretAccessKey) (not (and .Values.externalSqs.accessKeyId .Values.externalSqs.secretAccessKey)) }}
+{{- fail "externalSqs needs both accessKeyId and secretAccessKey, or neither" }}
+{{- end }}
+{{- if and .Values.externalSqs.accessKeyId (not $g.sqs.credentialsSecret) }}
+{{- fail "externalSqs keys are set but global.sqs.credentialsSecret is empty: name the Secret this chart should store them in" }}
+{{- end }}
+{{- end }}
