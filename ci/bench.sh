@@ -32,7 +32,10 @@ PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} "$PY" -m bench.run --amqp-url "$AMQP
 if [ "${BENCH_SKIP_CONSERVATION:-}" != 1 ]; then
   CN=${BENCH_CONSERVATION_N:-10000}
   echo "== conservation: N=$CN envelopes through 3 actors on RabbitMQ, 10% transient + 1% permanent failures" >&2
+  # Without gateway reports by default: the same work the 0.2.0-dev baseline did, so the times
+  # compare (BENCH_CONSERVATION_GATEWAY=on adds the crew's final reports and their accounting).
   (cd python && ASYA_TEST_RABBITMQ_URL=$AMQP_URL ASYA_CONSERVATION_N=$CN \
+     ASYA_CONSERVATION_GATEWAY=${BENCH_CONSERVATION_GATEWAY:-off} \
      ASYA_CONSERVATION_JSON=$ROOT/bench/results/conservation.json \
      ../.venv/bin/pytest tests/crew/test_conservation.py -k rabbitmq -q -s -p no:cacheprovider --timeout 1800 \
      | grep -E "conservation on|passed|failed")

@@ -219,10 +219,13 @@ class Accounting:
     """Stored but never reported: their report count says nothing, so duplicates could hide there."""
 
 
-def account(root: Path, ids: set[str], gateway: RecordingGateway) -> Accounting:
-    """Count stores and final reports per id. Read it after the crew stopped, so no report is still on its way."""
+def account(root: Path, ids: set[str], gateway: RecordingGateway | None) -> Accounting:
+    """Count stores and final reports per id. Read it after the crew stopped, so no report is still on its way.
+
+    Without ``gateway`` (the benchmark's like-for-like run) only the store is counted.
+    """
     results, dead = scan(root, ids)
-    finals = gateway.finals(ids)
+    finals = gateway.finals(ids) if gateway is not None else collections.Counter()
     stored = set(results) | set(dead)
     return Accounting(
         results=results,
@@ -230,7 +233,7 @@ def account(root: Path, ids: set[str], gateway: RecordingGateway) -> Accounting:
         finals=finals,
         lost=frozenset(ids - stored),
         duplicated=frozenset(i for i in ids if len(results.get(i, ())) + len(dead.get(i, ())) > 1 or finals[i] > 1),
-        unreported=frozenset(stored - set(finals)),
+        unreported=frozenset(stored - set(finals)) if gateway is not None else frozenset(),
     )
 
 
