@@ -41,25 +41,6 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/*
-Deep merge of two mappings as YAML: `over` wins key by key, nested mappings merge, anything
-else (lists, scalars, null) replaces. Written out because sprig's merge/mergeOverwrite treat
-false, 0 and "" in the overriding side as absent, so `scaling.enabled: false` would lose to a
-default `true`. Call: include "asya.actor.deepMerge" (dict "base" $a "over" $b) | fromYaml
-*/}}
-{{- define "asya.actor.deepMerge" -}}
-{{- $out := deepCopy (.base | default dict) }}
-{{- range $k, $v := (.over | default dict) }}
-{{- $cur := get $out $k }}
-{{- if and (kindIs "map" $v) (kindIs "map" $cur) }}
-{{- $_ := set $out $k (include "asya.actor.deepMerge" (dict "base" $cur "over" $v) | fromYaml) }}
-{{- else }}
-{{- $_ := set $out $k $v }}
-{{- end }}
-{{- end }}
-{{- toYaml $out }}
-{{- end }}
-
 {{/* Env lists merged by name, first-seen order kept, later entries win. Call with a list of lists. */}}
 {{- define "asya.actor.mergeEnv" -}}
 {{- $order := list }}
@@ -119,7 +100,8 @@ template ranges over this one list, so they cannot disagree.
 {{- if hasKey $seen $a.name }}{{ fail (printf "actors[%d].name %q: declared twice" $i $a.name) }}{{ end }}
 {{- $_ := set $seen $a.name true }}
 {{- if not $a.handler }}{{ fail (printf "actors[%s].handler: required (module.function or module.Class.method)" $a.name) }}{{ end }}
-{{- $m := include "asya.actor.deepMerge" (dict "base" $.Values.defaults "over" $a) | fromYaml }}
+{{- /* mergeOverwrite, not merge: merge would let a default `true` beat an actor's `scaling.enabled: false` */}}
+{{- $m := mergeOverwrite (deepCopy $.Values.defaults) (deepCopy $a) }}
 {{- $env := include "asya.actor.mergeEnv" (list ($.Values.defaults.env | default list) ($a.env | default list)) | fromYaml }}
 {{- $_ := set $m "env" $env.env }}
 {{- $senv := include "asya.actor.mergeEnv" (list ((($.Values.defaults).sidecar).env | default list) ((($a.sidecar) | default dict).env | default list)) | fromYaml }}

@@ -48,7 +48,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "asya.operator.leaseName" -}}
-{{- default (include "asya.operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- .Values.leaderElection.leaseName | default "asya-operator" }}
 {{- end }}
 
 {{/*
