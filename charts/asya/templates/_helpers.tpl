@@ -39,6 +39,15 @@ are configured" is enforced here: a mix fails the render with the value to chang
 {{- if and .Values.externalRabbitmq.enabled (not $g.rabbitmq.secretName) }}
 {{- fail "externalRabbitmq needs global.rabbitmq.secretName: the Secret the operator, KEDA and sidecars read the AMQP URL from" }}
 {{- end }}
+{{- if and .Values.rabbitmq.enabled (not $g.rabbitmq.secretName) }}
+{{- fail "rabbitmq.enabled needs global.rabbitmq.secretName: the evaluation broker creates its URL Secret under that name for the operator and KEDA" }}
+{{- end }}
+{{- if and .Values.s3.enabled (not $g.s3.endpoint) }}
+{{- fail (printf "s3.enabled runs the evaluation S3, but global.s3.endpoint is empty (AWS S3): set it to %s" (include "asya.umbrella.evaluationS3Endpoint" .)) }}
+{{- end }}
+{{- if and .Values.s3.enabled (not $g.s3.secretName) }}
+{{- fail "s3.enabled needs global.s3.secretName: the evaluation S3 creates its keys Secret under that name for the crew" }}
+{{- end }}
 {{- if and .Values.s3.enabled .Values.externalS3.enabled }}
 {{- fail "externalS3.enabled is true, so the evaluation S3 must be off: set s3.enabled=false" }}
 {{- end }}
