@@ -1,6 +1,8 @@
 """What a ClusterRole grants and what a user really called, as comparable sets.
 
 A permission is ``(apiGroup, resource[/subresource], verb)``, the core group spelled "".
+A rule limited by ``resourceNames`` grants ``(apiGroup, resource#name, verb)`` per name,
+and a request for such a (group, resource, verb) is counted with its object's name.
 The used set comes from apiserver audit events (``controlplane.ControlPlane.audit_events``)
 of one user: requests sent with that user's own credentials, not admins impersonating it.
 """
@@ -18,15 +20,21 @@ def granted(role: Mapping[str, Any]) -> set[Permission]:
     """Every permission the ClusterRole's rules spell out; wildcards are refused, not expanded."""
     out: set[Permission] = set()
     for rule in role.get("rules") or []:
-        if rule.get("nonResourceURLs") or rule.get("resourceNames"):
-            raise ValueError(f"rule {rule} is not a plain resource rule; compare it by hand")
+        if rule.get("nonResourceURLs"):
+            raise ValueError(f"rule {rule} is not a resource rule; compare it by hand")
+        names = rule.get("resourceNames") or [""]
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 for verb in rule["verbs"]:
                     if "*" in (group, resource, verb):
                         raise ValueError(f"wildcard in rule {rule}: a wildcard can never equal what is used")
-                    out.add((group, resource, verb))
+                    out.update((group, f"{resource}#{name}" if name else resource, verb) for name in names)
     return out
+
+
+def named(perms: Iterable[Permission]) -> set[Permission]:
+    """The (group, resource, verb) triples that ``perms`` grant only for some names."""
+    return {(g, r.split("#", 1)[0], v) for g, r, v in perms if "#" in r}
 
 
 def format_permissions(perms: Iterable[Permission]) -> str:
@@ -43,8 +51,12 @@ class Usage:
     """Requests of the user seen in the log (resource and non-resource)."""
 
 
-def usage(events: Iterable[Mapping[str, Any]], username: str) -> Usage:
-    """The permissions ``username``'s requests needed, from audit events (any stage)."""
+def usage(events: Iterable[Mapping[str, Any]], username: str, by_name: Iterable[Permission] = ()) -> Usage:
+    """The permissions ``username``'s requests needed, from audit events (any stage).
+
+    Requests matching a triple of ``by_name`` (see ``named``) count with the object's name.
+    """
+    by_name = set(by_name)
     u = Usage()
     seen: set[str] = set()
     for ev in events:
@@ -65,6 +77,8 @@ def usage(events: Iterable[Mapping[str, Any]], username: str) -> Usage:
             resource += f"/{ref['subresource']}"
         group = str(ref.get("apiGroup") or "")
         verb = str(ev.get("verb"))
+        if (group, resource, verb) in by_name:
+            resource += f"#{ref.get('name') or ''}"
         u.used.add((group, resource, verb))
         # A server-side apply that creates the object (201) was authorized for create as
         # well as patch, inside the request; the audit event only names the patch.

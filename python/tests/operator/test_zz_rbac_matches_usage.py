@@ -3,8 +3,8 @@
 Every request the operator's ServiceAccount sent during the session (every operator
 process the tests started, reads and watches included) is in the apiserver's audit log
 (``controlplane.audit_policy``). This module runs after every other test (``conftest``
-moves it last), first drives the shared operator through a full actor lifecycle itself,
-so that each verb the operator has a use for is exercised even when this file runs alone,
+moves it last), first drives the shared operator through a full actor lifecycle itself
+and runs one operator as the chart does (Lease election, CRD management), so that each verb the operator has a use for is exercised even when this file runs alone,
 then compares the session's usage with the ClusterRole in both directions: a granted
 permission nobody used is too wide, a used one that is not granted (or any 403) is a bug.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from asya import transports
 pytestmark = [pytest.mark.kube, pytest.mark.rabbitmq, pytest.mark.timeout(300)]
 
 RBAC = controlplane.ROOT / "crds" / "rbac" / "operator.yaml"
+SHIPPED = rbacaudit.granted(yaml.safe_load(RBAC.read_text()))
 
 
 def _exists(read: Any, *args: Any) -> bool:
@@ -111,6 +113,29 @@ def drive_lifecycle(api: Any, ns: str, local_queues: Path) -> None:
     wait_for(gone, timeout_s=90, what="actors gone")
 
 
+def drive_election_and_crd(api: Any, ns: str, start_operator: Callable[..., OperatorProcess]) -> None:
+    """An operator as the chart runs it: it creates the Lease, applies the CRD, renews, releases."""
+    op = start_operator(
+        ns,
+        ASYA_OPERATOR_LEADER_ELECTION="true",
+        ASYA_OPERATOR_MANAGE_CRDS="true",
+        ASYA_OPERATOR_LEASE_NAMESPACE=ns,
+        ASYA_OPERATOR_LEASE_DURATION_S="3",
+        ASYA_OPERATOR_RENEW_DEADLINE_S="2",
+        ASYA_OPERATOR_RETRY_PERIOD_S="0.5",
+    )
+    coordination = client.CoordinationV1Api(api)
+    first = wait_for(lambda: coordination.read_namespaced_lease("asya-operator", ns), what="the Lease")
+    wait_for(lambda: "applied CRD asyncactors.asya.sh" in op.output(), what=f"CRD applied:\n{op.output()[-2000:]}")
+    wait_for(
+        lambda: coordination.read_namespaced_lease("asya-operator", ns).spec.renew_time != first.spec.renew_time,
+        what="a renewal",
+    )
+    op.stop()  # SIGTERM: the Lease is released with one more update
+    assert op.proc.returncode == 0, op.output()[-3000:]
+    assert not coordination.read_namespaced_lease("asya-operator", ns).spec.holder_identity
+
+
 def audit_flushed(kube: controlplane.ControlPlane, api: Any, ns: str) -> list[dict[str, Any]]:
     """The audit log up to now: write a marker and wait until the batched log holds it."""
     marker = f"audit-barrier-{uuid.uuid4().hex[:8]}"
@@ -134,24 +159,34 @@ def test_runs_after_every_other_operator_test(request: pytest.FixtureRequest) ->
 
 
 def test_cluster_role_equals_what_the_operator_used(
-    kube: controlplane.ControlPlane, api: Any, namespace: str, local_queues: Path, operator: OperatorProcess
+    kube: controlplane.ControlPlane,
+    api: Any,
+    namespace: str,
+    local_queues: Path,
+    operator: OperatorProcess,
+    start_operator: Callable[..., OperatorProcess],
 ) -> None:
+    by_name = rbacaudit.named(SHIPPED)
     try:
         drive_lifecycle(api, namespace, local_queues)
+        drive_election_and_crd(api, af.new_namespace(kube, "asya-rbac"), start_operator)
     except AssertionError as exc:  # a missing permission usually shows up as a stuck step first
-        denied = rbacaudit.usage(audit_flushed(kube, api, namespace), OPERATOR_USER).denied
+        denied = rbacaudit.usage(audit_flushed(kube, api, namespace), OPERATOR_USER, by_name).denied
         if denied:
             refused = "\n".join(sorted(set(denied)))
             raise AssertionError(f"the operator was refused:\n{refused}\n(so the lifecycle got stuck: {exc})") from exc
         raise AssertionError(f"{exc}\noperator log:\n{operator.output()[-4000:]}") from exc
     assert operator.proc.poll() is None, operator.output()[-3000:]
-    usage = rbacaudit.usage(audit_flushed(kube, api, namespace), OPERATOR_USER)
+    usage = rbacaudit.usage(audit_flushed(kube, api, namespace), OPERATOR_USER, by_name)
     assert usage.requests > 0, f"no request of {OPERATOR_USER} in the audit log: is it audited?"
     enforced = client.RbacAuthorizationV1Api(api).read_cluster_role(
         yaml.safe_load(RBAC.read_text())["metadata"]["name"]
     )
-    shipped = rbacaudit.granted(yaml.safe_load(RBAC.read_text()))
-    rules = [{"apiGroups": r.api_groups, "resources": r.resources, "verbs": r.verbs} for r in enforced.rules or []]
+    shipped = SHIPPED
+    rules = [
+        {"apiGroups": r.api_groups, "resources": r.resources, "verbs": r.verbs, "resourceNames": r.resource_names}
+        for r in enforced.rules or []
+    ]
     assert rbacaudit.granted({"rules": rules}) == shipped, "the ClusterRole in the cluster is not the shipped file"
 
     print(f"operator permissions measured over the session:\n{rbacaudit.format_permissions(usage.used)}")

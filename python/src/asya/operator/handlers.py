@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import kopf
 
 from asya.operator import actors, config, kube, provisioning
@@ -48,16 +50,39 @@ def _wants_queue_deleted(spec: kopf.Spec, **_: Any) -> bool:
     return bool((spec.get("queue") or {}).get("deletionPolicy") == "Delete")
 
 
+def _fenced_session(info: kopf.ConnectionInfo, fence: Callable[[], None]) -> kopf.AiohttpSession:
+    """kopf's API session, with the leader-election fence in front of every write it sends.
+
+    kopf's own writes (finalizers, annotations, status) then check the Lease like the child
+    writes of ``kube.KubeClient`` do; built like kopf builds its default session.
+    """
+
+    async def before_request(_: Any, __: Any, params: aiohttp.TraceRequestStartParams) -> None:
+        if params.method not in ("GET", "HEAD", "OPTIONS"):
+            fence()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(before_request)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        trace_configs=[trace],
+    )
+    return kopf.AiohttpSession(server=info.server, aiohttp_session=session)
+
+
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     """Add the AsyncActor handlers to ``registry``."""
     ours = settings
 
-    async def build_state() -> actors.OperatorState:
+    async def build_state(memo: kopf.Memo) -> actors.OperatorState:
         try:
             cfg = config.load_config(ours.config_path)
         except config.ConfigError as exc:  # the operator cannot work: exit with the reason
             raise kopf.PermanentError(f"{ours.config_path}: {exc}") from exc
-        client = kube.KubeClient(kube.Credentials.load(), ours.field_manager, ours.crash_after_writes)
+        # the Lease check of leader election (running.serve), when it is on
+        fence = getattr(memo, "write_fence", None)
+        client = kube.KubeClient(kube.Credentials.load(), ours.field_manager, ours.crash_after_writes, fence)
         await client.__aenter__()
         return actors.OperatorState(
             settings=ours,
@@ -81,12 +106,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         # A delete that arrives while the status timer runs waits for the timer to exit; kopf checks
         # that every cancellation_polling seconds (60 by default), which made some deletes take a minute.
         settings.background.cancellation_polling = 1
-        memo.state = await build_state()
+        memo.state = await build_state(memo)
 
     @kopf.on.login(id="login", registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
+    async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo | kopf.AiohttpSession:
         c = kube.Credentials.load()
-        return kopf.ConnectionInfo(
+        info = kopf.ConnectionInfo(
             server=c.server,
             ca_path=c.ca_path or None,
             insecure=c.insecure,
@@ -95,6 +120,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
             certificate_path=c.cert_path or None,
             private_key_path=c.key_path or None,
         )
+        fence = getattr(memo, "write_fence", None)
+        return info if fence is None else _fenced_session(info, fence)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -112,10 +112,19 @@ def field_owners(obj: Mapping[str, Any], *path: str) -> set[tuple[str, str]]:
 class KubeClient:
     """get / apply / delete for the operator's children, over one aiohttp session."""
 
-    def __init__(self, creds: Credentials, field_manager: str, crash_after_writes: int = 0) -> None:
+    def __init__(
+        self,
+        creds: Credentials,
+        field_manager: str,
+        crash_after_writes: int = 0,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
         self._creds = creds
         self._field_manager = field_manager
         self._crash_after = crash_after_writes
+        # called before every child write: with leader election it ends the process when the
+        # Lease may have passed to another replica (asya.operator.leader)
+        self._fence = fence or (lambda: None)
         self._session: aiohttp.ClientSession | None = None
         self.writes = 0
         """Write requests sent (apply + delete)."""
@@ -136,8 +145,17 @@ class KubeClient:
             timeout=aiohttp.ClientTimeout(total=30),
         )
 
+    async def request(
+        self, method: str, path: str, *, ok_statuses: tuple[int, ...] = (), **kwargs: Any
+    ) -> tuple[int, dict[str, Any]]:
+        """One raw API request (Lease, CRD): not counted as a child write, not fenced.
+
+        A status in ``ok_statuses`` (e.g. 404, 409) is returned instead of raised.
+        """
+        return await self._request(method, path, ok_statuses=ok_statuses, **kwargs)
+
     async def _request(
-        self, method: str, path: str, *, ok404: bool = False, **kwargs: Any
+        self, method: str, path: str, *, ok404: bool = False, ok_statuses: tuple[int, ...] = (), **kwargs: Any
     ) -> tuple[int, dict[str, Any]]:
         """Send one request; on 401 reload the credentials (rotated token) and try once more."""
         if self._session is None:
@@ -158,7 +176,7 @@ class KubeClient:
             body = json.loads(text) if text else {}
         except ValueError:
             body = {"message": text}
-        if status >= 400:
+        if status >= 400 and status not in ok_statuses:
             raise KubeError(status, str(body.get("message", text))[:500])
         return status, dict(body)
 
@@ -190,6 +208,7 @@ class KubeClient:
         params = {"fieldManager": field_manager or self._field_manager}
         if force:
             params["force"] = "true"
+        self._fence()
         _, body = await self._request(
             "PATCH",
             path,
@@ -203,6 +222,7 @@ class KubeClient:
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete the object (background propagation); False when it was already gone."""
         path = object_path(kind, namespace, name)
+        self._fence()
         status, _ = await self._request("DELETE", path, ok404=True, params={"propagationPolicy": "Background"})
         if status == 404:
             return False
