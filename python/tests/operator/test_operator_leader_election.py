@@ -65,7 +65,11 @@ def holder(api: Any, ns: str) -> str:
 
 
 def writes(kube: controlplane.ControlPlane, api: Any, ns: str) -> list[tuple[str, str, int]]:
-    """Every write so far as (user, 'verb resource/name[/sub]', HTTP code), audit log flushed."""
+    """Every write into ``ns`` so far as (user, 'verb resource/name[/sub]', HTTP code), log flushed.
+
+    Only ``ns``: the accounts are shared by this module's tests, and an operator of an
+    earlier test may still be running (and renewing its own Lease) elsewhere.
+    """
     marker = f"audit-barrier-{uuid.uuid4().hex[:8]}"
     client.CoreV1Api(api).create_namespaced_config_map(
         ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=marker))
@@ -79,6 +83,8 @@ def writes(kube: controlplane.ControlPlane, api: Any, ns: str) -> list[tuple[str
     out = []
     for ev in events:
         ref = ev.get("objectRef") or {}
+        if ref.get("namespace") != ns:
+            continue
         sub = f"/{ref['subresource']}" if ref.get("subresource") else ""
         what = f"{ev['verb']} {ref.get('resource')}/{ref.get('name')}{sub}"
         out.append((str(ev["user"]["username"]), what, int((ev.get("responseStatus") or {}).get("code") or 0)))
@@ -129,6 +135,7 @@ def test_one_leader_writes_the_standby_takes_over_when_it_is_killed(
     assert lease(api, ns).spec.lease_transitions == 1
     assert "patch deployments/second" in successful(writes(kube, api, ns), user(standby_sa))
     assert standby.proc.poll() is None, standby.output()[-3000:]
+    standby.stop()
 
 
 def test_a_frozen_leader_exits_on_resume_without_writing(
@@ -168,6 +175,7 @@ def test_a_frozen_leader_exits_on_resume_without_writing(
     # resume; the Lease's resourceVersion precondition refuses it (409). Nothing else may.
     assert all(what == f"update leases/{LEASE}" and code == 409 for what, code in woke), woke
     assert holder(api, ns) == "op-b" and b.proc.poll() is None
+    b.stop()
 
 
 def test_lease_and_crd_rights_are_limited_by_name(kube: controlplane.ControlPlane) -> None:

@@ -1,7 +1,10 @@
 """kopf handlers for AsyncActor: thin glue between kopf and ``actors``/``reconciling``.
 
 ``register(registry, settings)`` adds every handler to an explicit registry (tests and
-``running.main`` create their own), so the timer interval comes from settings. kopf is
+``running.main`` create their own), so the timer interval comes from settings. With
+leader election, ``memo.write_fence`` (``leader.LeaseElector.check``) guards every write:
+the children's client calls it, and kopf's session (``login``) calls it before each
+non-GET request. kopf is
 configured once, in the start-up handler: annotation-based progress and diff-base
 storage under ``asya.sh/``, our own finalizer name, no Events (kopf posts log lines as
 Events only when ``settings.posting.loggers`` is on; it is off, and the ClusterRole, which

@@ -60,6 +60,10 @@ async def serve(settings: OperatorSettings) -> int:
     registry = kopf.OperatorRegistry()
     handlers.register(registry, settings)
     memo = kopf.Memo()
+    if not (settings.leader_election or settings.manage_crds):
+        # nothing to do before kopf: its start-up handler reports a bad configuration file
+        # before anything needs the API
+        return await _run_kopf(settings, registry, memo)
     async with kube.KubeClient(kube.Credentials.load(), settings.field_manager) as control:
         elector: leader.LeaseElector | None = None
         if settings.leader_election:
@@ -70,25 +74,30 @@ async def serve(settings: OperatorSettings) -> int:
             memo.write_fence = elector.check  # every child write checks the Lease first
         try:
             if settings.manage_crds:
-                await crd.apply_crd(control, field_manager=settings.field_manager, retry_s=settings.retry_period_s)
-            with contextlib.suppress(asyncio.CancelledError):
-                await kopf.operator(
-                    registry=registry,
-                    standalone=True,
-                    clusterwide=not settings.namespaces,
-                    namespaces=list(settings.namespaces),
-                    liveness_endpoint=settings.liveness_endpoint or None,
-                    memo=memo,
-                )
-        except RuntimeError as exc:
-            log.critical("%s", exc)
-            return 1
+                try:
+                    await crd.apply_crd(control, field_manager=settings.field_manager, retry_s=settings.retry_period_s)
+                except RuntimeError as exc:
+                    log.critical("%s", exc)
+                    return 1
+            return await _run_kopf(settings, registry, memo)
         finally:
             if elector is not None:
                 try:
                     await elector.release()
                 except (kube.KubeError, OSError, TimeoutError) as exc:  # it expires on its own
                     log.warning("could not release the Lease: %s", exc)
+
+
+async def _run_kopf(settings: OperatorSettings, registry: kopf.OperatorRegistry, memo: kopf.Memo) -> int:
+    with contextlib.suppress(asyncio.CancelledError):
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            liveness_endpoint=settings.liveness_endpoint or None,
+            memo=memo,
+        )
     return 0
 
 
