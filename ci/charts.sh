@@ -70,7 +70,10 @@ offline() {
 
 case "${1:-}" in
   sync) sync ;;
-  test) shift; cd "$ROOT/python" && exec ../.venv/bin/pytest -p no:cacheprovider tests/charts "$@" ;;
+  test) shift
+    "$ROOT/ci/build-kube.sh" all >/dev/null && "$ROOT/ci/keda-crds.sh" >/dev/null   # as ci/test.d does for make test
+    "$ROOT/ci/chart-tools.sh" install
+    cd "$ROOT/python" && exec ../.venv/bin/pytest -p no:cacheprovider tests/charts "$@" ;;
   offline) shift; offline "$@" ;;
   docs) eval "$("$ROOT/ci/chart-tools.sh" env)"; helm-docs --chart-search-root "$ROOT/charts" ;;
   *) echo "usage: $0 sync|test [pytest args]|offline [DEST]|docs" >&2; exit 2 ;;

@@ -11,6 +11,7 @@ from helmtools import Tools, by_subchart, docs
 from kubestate import WORKLOAD_KINDS, cluster_objects_of, namespaced_objects, wait_until
 
 KEEP = "helm.sh/resource-policy"
+PER_NAMESPACE = {"ConfigMap/kube-root-ca.crt", "ServiceAccount/default"}  # Kubernetes' own, in every namespace
 # not `asya`: the shared control plane already holds ClusterRole `asya-operator` (crds/rbac,
 # applied for the operator tests), which a release `asya` would render too and Helm refuses to adopt
 RELEASE = "asya-it"
@@ -69,7 +70,7 @@ class Release:
 
         def leftovers() -> list[str]:
             objs = namespaced_objects(self.kube, self.ns) + cluster_objects_of(self.kube, self.name)
-            return [o for o in objs if not o.startswith("PersistentVolumeClaim/") and o not in kept]
+            return [o for o in objs if not o.startswith("PersistentVolumeClaim/") and o not in kept | PER_NAMESPACE]
 
         wait_until(lambda: not leftovers() or None, 60, f"an empty namespace after uninstall; left: {leftovers()}")
 

@@ -16,6 +16,7 @@ IDS = [f"{c}-{i}" for c, i, _ in chart_cases()]
 
 @pytest.mark.kube
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # the first one builds the schema cache (openapi2jsonschema) on a cold machine
 @pytest.mark.parametrize(("chart", "case", "values"), chart_cases(), ids=IDS)
 def test_kubeconform_strict(
     tools: Tools, offline_charts: Path, kube_schemas: Path, chart: str, case: str, values: list[Path]
