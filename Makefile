@@ -9,7 +9,7 @@ ASYA  := $(VENV)/bin/asya
 .PHONY: install install-demo demo test test-python lint bench charts charts-test images clean
 
 install:            ## venv with every extra (tests, lint, bench)
-	ci/bootstrap.sh test,dev,bench,operator
+	ci/bootstrap.sh test,dev,bench,operator,gateway
 
 install-demo:       ## the smallest venv that runs the demo
 	ci/bootstrap.sh cli

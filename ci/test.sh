@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 ci/apt.sh $(grep -v '^#' ci/apt-packages.txt | xargs)
-ci/bootstrap.sh test,dev,bench,operator
+ci/bootstrap.sh test,dev,bench,operator,gateway
 for pre in ci/test.d/*.sh; do [ -e "$pre" ] && bash "$pre"; done
 cd python
 ../.venv/bin/pytest -p no:cacheprovider "$@"

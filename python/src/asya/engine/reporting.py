@@ -13,6 +13,9 @@ grace to empty. Final reports are sent before the end actor acknowledges (a
 crash in between repeats the report, never loses it), each bounded by a short
 timeout so a gateway outage costs seconds, not messages: the stored result or
 dead letter stays the record of truth.
+
+Every report carries ``Authorization: Bearer $ASYA_GATEWAY_TOKEN`` when that
+variable is set (the gateway's report token; never logged).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -40,8 +44,17 @@ _FLUSH_ON_STOP_S = 2.0
 class Reporter:
     """Posts progress and final reports to the gateway; a no-op without a gateway URL."""
 
-    def __init__(self, gateway_url: str | None, *, queue_size: int = 10_000, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        gateway_url: str | None,
+        *,
+        queue_size: int = 10_000,
+        timeout_s: float = 5.0,
+        token: str | None = None,
+    ) -> None:
         self.url = (gateway_url or "").rstrip("/")
+        token = os.environ.get("ASYA_GATEWAY_TOKEN", "") if token is None else token
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -109,7 +122,7 @@ class Reporter:
     def _session(self) -> aiohttp.ClientSession:
         if self._client is None or self._client.closed:
             timeout = aiohttp.ClientTimeout(total=self._timeout_s)
-            self._client = aiohttp.ClientSession(timeout=timeout, json_serialize=_dumps)
+            self._client = aiohttp.ClientSession(timeout=timeout, json_serialize=_dumps, headers=self._headers)
         return self._client
 
     async def _post(self, kind: str, event: dict[str, Any]) -> bool:

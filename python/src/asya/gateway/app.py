@@ -1,0 +1,70 @@
+"""The gateway's ASGI app: route table, lifespan, health, OpenAPI.
+
+Job ids may contain ``/`` (injected envelopes carry producers' ids; the
+reporter percent-encodes them, and the server decodes the path before routing),
+so the id segment is a ``path`` parameter and the routes with a suffix come
+first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from asya.gateway import jobs_api, openapi, reports
+from asya.gateway.context import open_gateway
+from asya.gateway.settings import GatewaySettings
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("asya")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    hub = request.app.state.gateway.hub
+    if not hub.connected.is_set():
+        return JSONResponse({"status": "reconnecting to PostgreSQL"}, 503)
+    return JSONResponse({"status": "ready"})
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/jobs", jobs_api.create_job, methods=["POST"]),
+    Route("/jobs", jobs_api.list_jobs, methods=["GET"]),
+    Route("/jobs/{id:path}/stream", jobs_api.stream_job, methods=["GET"]),
+    Route("/jobs/{id:path}/cancel", jobs_api.cancel_job, methods=["POST"]),
+    Route("/jobs/{id:path}/progress", reports.progress, methods=["POST"]),
+    Route("/jobs/{id:path}/final", reports.final, methods=["POST"]),
+    Route("/jobs/{id:path}", jobs_api.get_job, methods=["GET"], name="get_job"),
+]
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_gateway(settings) as gateway:
+            app.state.gateway = gateway
+            yield
+
+    app = Starlette(routes=ROUTES, lifespan=lifespan)
+    app.state.openapi = openapi.document(_version())
+    return app

@@ -1,0 +1,221 @@
+"""The OpenAPI 3.1 document served at ``/openapi.json``, written by hand.
+
+Hand-written rather than generated so it states the error shapes, the SSE
+stream and the two security schemes exactly; a test checks that every route
+the app serves is described here and the other way round.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_JOB = {"$ref": "#/components/schemas/Job"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+_ERRORS = {
+    "401": _json(_ERROR, "missing or wrong bearer token"),
+    "404": _json(_ERROR, "no such job"),
+    "422": _json(_ERROR, "invalid request; `field` names the culprit"),
+}
+_REPORT_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Report"}}},
+}
+
+
+def document(version: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Asya gateway",
+            "version": version,
+            "description": "Submit pipeline jobs, follow them live, cancel them. Reports come from sidecars.",
+        },
+        "security": [{"client": []}],
+        "paths": {
+            "/jobs": {
+                "post": {
+                    "operationId": "createJob",
+                    "summary": "Create a job from a route and a payload, published to the route's first actor",
+                    "parameters": [
+                        {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateJob"}}},
+                    },
+                    "responses": {
+                        "201": _json(_JOB, "created and published"),
+                        "200": _json(_JOB, "the job this Idempotency-Key already created"),
+                        "409": _json(_ERROR, "Idempotency-Key reused with a different body"),
+                        "501": _json(_ERROR, "`tool` requests: tools are not configured yet"),
+                        "503": _json(_ERROR, "the broker did not confirm the publish; nothing was stored"),
+                        **_ERRORS,
+                    },
+                },
+                "get": {
+                    "operationId": "listJobs",
+                    "summary": "Jobs, newest first, with keyset pagination",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/Status"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "jobs": {"type": "array", "items": _JOB},
+                                    "next_cursor": {"type": ["string", "null"]},
+                                },
+                            },
+                            "a page of jobs; pass next_cursor to get the next one",
+                        ),
+                        **_ERRORS,
+                    },
+                },
+            },
+            "/jobs/{id}": {
+                "get": {
+                    "operationId": "getJob",
+                    "parameters": [_ID_PARAM],
+                    "responses": {"200": _json(_JOB, "the job"), **_ERRORS},
+                }
+            },
+            "/jobs/{id}/stream": {
+                "get": {
+                    "operationId": "streamJob",
+                    "summary": "Server-Sent Events: history, live events, ends after the `final` event",
+                    "parameters": [
+                        _ID_PARAM,
+                        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                        {"name": "last_event_id", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "events `created`, `progress`, `retrying`, `final`; id = event id",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "503": _json(_ERROR, "this replica's event feed is reconnecting; retry"),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/jobs/{id}/cancel": {
+                "post": {
+                    "operationId": "cancelJob",
+                    "summary": "Mark the job cancelled (a finished job keeps its status)",
+                    "parameters": [_ID_PARAM],
+                    "responses": {"200": _json(_JOB, "the job after the request"), **_ERRORS},
+                }
+            },
+            "/jobs/{id}/progress": {
+                "post": {
+                    "operationId": "reportProgress",
+                    "summary": "Internal: a sidecar's progress report",
+                    "security": [{"report": []}],
+                    "parameters": [_ID_PARAM],
+                    "requestBody": _REPORT_BODY,
+                    "responses": {"200": _json({"type": "object"}, "recorded (or ignored: job ended)"), **_ERRORS},
+                }
+            },
+            "/jobs/{id}/final": {
+                "post": {
+                    "operationId": "reportFinal",
+                    "summary": "Internal: an end actor's final report (succeeded, failed, retrying)",
+                    "security": [{"report": []}],
+                    "parameters": [_ID_PARAM],
+                    "requestBody": _REPORT_BODY,
+                    "responses": {"200": _json({"type": "object"}, "recorded (or ignored: job ended)"), **_ERRORS},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "security": [],
+                    "responses": {"200": {"description": "this document"}},
+                }
+            },
+            "/healthz": {
+                "get": {"operationId": "healthz", "security": [], "responses": {"200": {"description": "up"}}}
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "security": [],
+                    "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "client": {"type": "http", "scheme": "bearer", "description": "a client token"},
+                "report": {"type": "http", "scheme": "bearer", "description": "the report token (sidecars)"},
+            },
+            "schemas": {
+                "Status": {
+                    "type": "string",
+                    "enum": ["queued", "running", "retrying", "succeeded", "failed", "cancelled"],
+                },
+                "CreateJob": {
+                    "type": "object",
+                    "required": ["route", "payload"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "route": {
+                            "type": "object",
+                            "required": ["actors"],
+                            "properties": {
+                                "actors": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                                "metadata": {"type": "object"},
+                            },
+                        },
+                        "payload": {},
+                        "headers": {"type": "object"},
+                    },
+                },
+                "Job": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parent_id": {"type": ["string", "null"]},
+                        "status": {"$ref": "#/components/schemas/Status"},
+                        "origin": {"type": "string", "enum": ["gateway", "injected", "fanout"]},
+                        "route": {},
+                        "progress": {},
+                        "result": {},
+                        "error": {},
+                        "created_at": {"type": "string"},
+                        "updated_at": {"type": "string"},
+                        "finished_at": {"type": ["string", "null"]},
+                        "links": {"type": "object"},
+                    },
+                },
+                "Report": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parent_id": {"type": ["string", "null"]},
+                        "status": {"type": "string"},
+                        "actor": {"type": "string"},
+                    },
+                },
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
