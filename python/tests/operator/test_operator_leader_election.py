@@ -7,9 +7,11 @@ audit log tells their writes apart. Short timings: lease 3 s, renew deadline 2 s
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -43,17 +45,18 @@ def accounts(kube: controlplane.ControlPlane) -> dict[str, Path]:
     return {sa: kube.service_account_kubeconfig(OPERATOR_NS, sa, role) for sa in ("asya-op-la", "asya-op-lb")}
 
 
+def elected_env(ns: str) -> dict[str, str]:
+    return {
+        "ASYA_OPERATOR_LEADER_ELECTION": "true",
+        "ASYA_OPERATOR_LEASE_NAMESPACE": ns,
+        "ASYA_OPERATOR_LEASE_DURATION_S": str(LEASE_DURATION_S),
+        "ASYA_OPERATOR_RENEW_DEADLINE_S": "2",
+        "ASYA_OPERATOR_RETRY_PERIOD_S": "0.5",
+    }
+
+
 def elected(start_operator: Callable[..., OperatorProcess], ns: str, kubeconfig: Path, name: str) -> OperatorProcess:
-    return start_operator(
-        ns,
-        KUBECONFIG=str(kubeconfig),
-        POD_NAME=name,
-        ASYA_OPERATOR_LEADER_ELECTION="true",
-        ASYA_OPERATOR_LEASE_NAMESPACE=ns,
-        ASYA_OPERATOR_LEASE_DURATION_S=str(LEASE_DURATION_S),
-        ASYA_OPERATOR_RENEW_DEADLINE_S="2",
-        ASYA_OPERATOR_RETRY_PERIOD_S="0.5",
-    )
+    return start_operator(ns, KUBECONFIG=str(kubeconfig), POD_NAME=name, **elected_env(ns))
 
 
 def lease(api: Any, ns: str) -> Any:
@@ -191,3 +194,34 @@ def test_lease_and_crd_rights_are_limited_by_name(kube: controlplane.ControlPlan
     assert can("patch", "customresourcedefinitions.apiextensions.k8s.io/scaledobjects.keda.sh") == "no"
     assert can("patch", "customresourcedefinitions.apiextensions.k8s.io/asyncactors.asya.sh") == "yes"
     assert can("create", "customresourcedefinitions.apiextensions.k8s.io") == "no"
+
+
+def test_a_standby_answers_the_liveness_probe_and_kopf_takes_the_port_over(
+    kube: controlplane.ControlPlane,
+    api: Any,
+    start_operator: Callable[..., OperatorProcess],
+    accounts: dict[str, Path],
+) -> None:
+    """The kubelet must not restart a standby for a failing probe; the leader's probe is kopf's."""
+    ns = new_namespace(kube, "asya-lp")
+    (_, kc_a), (_, kc_b) = accounts.items()
+    a = elected(start_operator, ns, kc_a, "op-a")
+    wait_for(lambda: holder(api, ns) == "op-a", timeout_s=30, what="op-a leads")
+    url = f"http://127.0.0.1:{controlplane.free_port()}/healthz"
+    b = start_operator(
+        ns, **{**elected_env(ns), "KUBECONFIG": str(kc_b), "POD_NAME": "op-b", "ASYA_OPERATOR_LIVENESS": url}
+    )
+    wait_for(lambda: "standby, Lease" in b.output(), what=f"op-b standby:\n{b.output()[-2000:]}")
+    assert probe(url) == {"standby": True}
+    a.stop()  # SIGTERM: op-a releases the Lease
+    assert a.proc.returncode == 0, a.output()[-3000:]
+    wait_for(lambda: holder(api, ns) == "op-b", timeout_s=MARGIN_S, what="op-b takes over")
+    wait_for(lambda: probe(url) != {"standby": True}, timeout_s=MARGIN_S, what=f"kopf's probe:\n{b.output()[-2000:]}")
+    assert b.proc.poll() is None
+    b.stop()
+
+
+def probe(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.status == 200
+        return json.loads(resp.read() or b"null")
