@@ -31,6 +31,8 @@ log = logging.getLogger("asya.gateway.streaming")
 
 RETRY_MS = 1000
 """What the SSE ``retry`` field asks clients to wait before resuming."""
+RECHECK_S = 30.0
+"""Re-read the table this often even without a notification (belt and braces; NOTIFY is what wakes streams)."""
 
 
 def last_event_id(request: Request) -> int | None:
@@ -57,15 +59,13 @@ async def stream_response(
     if not await store.exists(job_id):
         return JSONResponse({"error": "not found", "message": f"no job {job_id!r}"}, 404)
     return EventSourceResponse(
-        _events(job_id, after, store, hub, keepalive_s),
+        _events(job_id, after, store, hub),
         ping=keepalive_s,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(
-    job_id: str, after: int, store: JobStore, hub: EventHub, keepalive_s: float
-) -> AsyncIterator[ServerSentEvent]:
+async def _events(job_id: str, after: int, store: JobStore, hub: EventHub) -> AsyncIterator[ServerSentEvent]:
     sub = hub.subscribe(job_id)
     first = True
     try:
@@ -92,8 +92,7 @@ async def _events(
                 continue  # a full page may have more behind it
             if sub.lost:
                 return
-            # The timeout is a safety net only (a notification is what wakes us): it re-reads the table.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.changed.wait(), timeout=max(keepalive_s, 1.0))
+                await asyncio.wait_for(sub.changed.wait(), timeout=RECHECK_S)
     finally:
         hub.unsubscribe(sub)
