@@ -22,8 +22,6 @@ from kubernetes import client
 
 from asya.operator import crd
 
-pytestmark = [pytest.mark.kube, pytest.mark.timeout(180)]
-
 CRD = controlplane.ROOT / "crds" / "asyncactor.yaml"
 FIELD = "pythonExecutable"
 PYTHON = "/opt/conda/bin/python"
@@ -78,6 +76,8 @@ def older_crd(kube: controlplane.ControlPlane, api: Any, tmp_path: Any) -> Itera
         wait_for(lambda: field_kept_by_api(api, ns), what="the current CRD served again")
 
 
+@pytest.mark.kube
+@pytest.mark.timeout(180)
 def test_with_management_off_the_crd_is_left_alone(
     kube: controlplane.ControlPlane, api: Any, older_crd: str, start_operator: Callable[..., OperatorProcess]
 ) -> None:
@@ -92,6 +92,8 @@ def test_with_management_off_the_crd_is_left_alone(
     assert "applied CRD" not in op.output()
 
 
+@pytest.mark.kube
+@pytest.mark.timeout(180)
 def test_with_management_on_the_leader_upgrades_the_crd_before_watching(
     kube: controlplane.ControlPlane, api: Any, older_crd: str, start_operator: Callable[..., OperatorProcess]
 ) -> None:
