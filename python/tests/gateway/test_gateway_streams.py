@@ -209,3 +209,35 @@ async def resume(c: httpx.AsyncClient, job: str, last: int, deadline_s: float = 
         except httpx.HTTPError:
             await asyncio.sleep(0.2)
     raise AssertionError(f"no final event within {deadline_s}s; got {[e.kind for e in out]}")
+
+
+async def test_concurrent_reports_stream_once_each_in_id_order(gateway: RunningGateway) -> None:
+    async with gateway.client() as c, gateway.reporter() as r:
+        job = await create(c)
+        async with stream(c, job) as s:
+            assert (await s.next()).kind == "created"  # type: ignore[union-attr]
+            # reports racing on one job (parallel sidecar replicas): the row lock orders their ids
+            await asyncio.gather(*(report(r, "progress", job, progress_report(job, "a", i, 40)) for i in range(40)))
+            await report(r, "final", job, {"id": job, "status": "succeeded"})
+            live = await s.rest()
+        assert sorted(e.data["step"] for e in live if e.kind == "progress") == list(range(40))
+        assert [e.id for e in live] == sorted({e.id for e in live})
+        async with stream(c, job) as s:
+            replay = await s.rest()
+        assert [e.id for e in replay[1:]] == [e.id for e in live]  # what was live is what is stored
+
+
+async def test_a_gateway_restart_loses_no_job_state(gateway_settings: GatewaySettings) -> None:
+    async with running_gateway(gateway_settings) as a, a.client() as c, a.reporter() as r:
+        job = await create(c)
+        await report(r, "progress", job, progress_report(job, "a", 0, 3))
+        async with stream(c, job) as s:
+            before = [await s.next(), await s.next()]
+    async with running_gateway(gateway_settings) as b, b.client() as c, b.reporter() as r:
+        got = (await c.get(f"/jobs/{job}")).json()
+        assert got["status"] == "running" and got["progress"]["actor"] == "a"
+        await report(r, "final", job, {"id": job, "status": "succeeded"})
+        last = before[-1]
+        assert last is not None
+        async with stream(c, job, last_event_id=last.id) as s:
+            assert [e.kind for e in await s.rest()] == ["final"]
