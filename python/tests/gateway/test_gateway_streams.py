@@ -12,6 +12,7 @@ from gateway_helpers import (
     Event,
     RunningGateway,
     SSEReader,
+    eventually,
     progress_report,
     running_gateway,
     stream,
@@ -241,3 +242,32 @@ async def test_a_gateway_restart_loses_no_job_state(gateway_settings: GatewaySet
         assert last is not None
         async with stream(c, job, last_event_id=last.id) as s:
             assert [e.kind for e in await s.rest()] == ["final"]
+
+
+async def test_a_database_outage_is_503_and_the_gateway_recovers_on_its_own(
+    gateway: RunningGateway, postgres_server: PostgresServer
+) -> None:
+    if not postgres_server.can_restart:
+        pytest.skip("external PostgreSQL")
+    async with gateway.client() as c, gateway.reporter() as r:
+        job = await create(c)
+        await asyncio.to_thread(postgres_server.stop)
+        try:
+            await eventually(lambda: ready(c, 503), "readyz says 503 while the database is down")
+            for resp in (
+                await c.post("/jobs", json=BODY),
+                await c.get(f"/jobs/{job}"),
+                await r.post(f"/jobs/{job}/progress", json=progress_report(job, "a", 0, 3)),
+            ):
+                assert resp.status_code == 503 and resp.headers["retry-after"] == "1", resp.text
+            assert (await c.get(f"/jobs/{job}/stream")).status_code == 503
+        finally:
+            await asyncio.to_thread(postgres_server.start)
+        await eventually(lambda: ready(c, 200), "readyz back to 200", timeout=20)
+        await report(r, "final", job, {"id": job, "status": "succeeded"})
+        async with stream(c, job) as s:
+            assert [e.kind for e in await s.rest()] == ["created", "final"]
+
+
+async def ready(c: httpx.AsyncClient, status: int) -> bool:
+    return (await c.get("/readyz")).status_code == status

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -20,6 +22,18 @@ from starlette.routing import Route
 from asya.gateway import jobs_api, openapi, reports
 from asya.gateway.context import open_gateway
 from asya.gateway.settings import GatewaySettings
+
+log = logging.getLogger("asya.gateway")
+
+# What asyncpg raises while PostgreSQL is down, restarting or unreachable: the request may
+# succeed a moment later, so it is a 503 (clients and the reporter retry), never a 500.
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 
 
 def _version() -> str:
@@ -38,6 +52,13 @@ async def readyz(request: Request) -> Response:
     if not hub.connected.is_set():
         return JSONResponse({"status": "reconnecting to PostgreSQL"}, 503)
     return JSONResponse({"status": "ready"})
+
+
+async def database_down(_request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return JSONResponse(
+        {"error": "unavailable", "message": "the job database is unavailable; retry"}, 503, headers={"Retry-After": "1"}
+    )
 
 
 async def openapi_json(request: Request) -> Response:
@@ -65,6 +86,6 @@ def create_app(settings: GatewaySettings) -> Starlette:
             app.state.gateway = gateway
             yield
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan)
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={exc: database_down for exc in DATABASE_DOWN})
     app.state.openapi = openapi.document(_version())
     return app

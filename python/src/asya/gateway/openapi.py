@@ -22,6 +22,7 @@ _ERRORS = {
     "401": _json(_ERROR, "missing or wrong bearer token"),
     "404": _json(_ERROR, "no such job"),
     "422": _json(_ERROR, "invalid request; `field` names the culprit"),
+    "503": _json(_ERROR, "the job database is unavailable (Retry-After: 1)"),
 }
 _REPORT_BODY = {
     "required": True,
@@ -51,12 +52,12 @@ def document(version: str) -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateJob"}}},
                     },
                     "responses": {
+                        **_ERRORS,
                         "201": _json(_JOB, "created and published"),
                         "200": _json(_JOB, "the job this Idempotency-Key already created"),
                         "409": _json(_ERROR, "Idempotency-Key reused with a different body"),
                         "501": _json(_ERROR, "`tool` requests: tools are not configured yet"),
-                        "503": _json(_ERROR, "the broker did not confirm the publish; nothing was stored"),
-                        **_ERRORS,
+                        "503": _json(_ERROR, "the broker did not confirm the publish, or the database is down"),
                     },
                 },
                 "get": {
@@ -99,12 +100,12 @@ def document(version: str) -> dict[str, Any]:
                         {"name": "last_event_id", "in": "query", "schema": {"type": "string"}},
                     ],
                     "responses": {
+                        **_ERRORS,
                         "200": {
                             "description": "events `created`, `progress`, `retrying`, `final`; id = event id",
                             "content": {"text/event-stream": {"schema": {"type": "string"}}},
                         },
-                        "503": _json(_ERROR, "this replica's event feed is reconnecting; retry"),
-                        **_ERRORS,
+                        "503": _json(_ERROR, "this replica's event feed or database is reconnecting; retry"),
                     },
                 }
             },
