@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from typing import Any
 
 import httpx
@@ -15,10 +17,13 @@ from gateway_helpers import (
     eventually,
     progress_report,
     running_gateway,
+    settings,
     stream,
+    until,
 )
 
 from asya.gateway.settings import GatewaySettings
+from asya.transports import TransportSettings
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -271,3 +276,29 @@ async def test_a_database_outage_is_503_and_the_gateway_recovers_on_its_own(
 
 async def ready(c: httpx.AsyncClient, status: int) -> bool:
     return (await c.get("/readyz")).status_code == status
+
+
+async def test_a_frozen_listen_connection_is_dropped_and_streams_resume(
+    gateway_dsn: str, local_transport: TransportSettings, postgres_server: PostgresServer
+) -> None:
+    if not postgres_server.can_restart:
+        pytest.skip("external PostgreSQL: its backends are not ours to freeze")
+    gateway_settings = settings(gateway_dsn, local_transport, listen_check_s=0.5)
+    async with running_gateway(gateway_settings) as gw, gw.client() as c, gw.reporter() as r:
+        job = await create(c)
+        hub = gw.server.config.app.state.gateway.hub
+        backend = hub._conn.get_server_pid()
+        async with stream(c, job) as s:
+            first = await s.next()
+            assert first is not None
+            # a frozen server backend: the socket stays open, nothing ever answers (like a partition)
+            os.kill(backend, signal.SIGSTOP)
+            try:
+                assert await s.rest(timeout=10) == []  # the watchdog drops it and the stream ends
+            finally:
+                os.kill(backend, signal.SIGCONT)
+        await until(hub.connected.is_set, "the hub reconnected")
+        assert hub._conn.get_server_pid() != backend
+        await report(r, "progress", job, progress_report(job, "a", 0, 1))
+        await report(r, "final", job, {"id": job, "status": "succeeded"})
+        assert [e.kind for e in await resume(c, job, first.id)] == ["progress", "final"]

@@ -51,7 +51,9 @@ async def open_gateway(settings: GatewaySettings) -> AsyncIterator[Gateway]:
                 f"database schema is at version {version}, this gateway needs {migrations.latest_version()}: "
                 "run `python -m asya.gateway migrate`"
             )
-        hub = EventHub(settings.database_url)
+        hub = EventHub(
+            settings.database_url, check_s=settings.listen_check_s, check_timeout_s=settings.listen_check_timeout_s
+        )
         await hub.start()
         stack.push_async_callback(hub.close)
         transport = create(settings.transport)

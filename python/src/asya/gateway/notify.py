@@ -5,7 +5,10 @@ the job's new events from the table itself, so a notification that is lost,
 merged or duplicated costs nothing but a query. What would cost events is a
 dead LISTEN connection, so when it drops every subscriber is told (``lost``)
 and ends its stream; the client resumes with ``Last-Event-ID`` once the hub
-has reconnected (with back-off, in the background).
+has reconnected (with back-off, in the background). A connection can also die
+silently (a partition, a frozen server: no FIN ever comes), so a watchdog runs
+``SELECT 1`` on it every ``check_s`` and drops it when that takes longer than
+``check_timeout_s``, which takes the same path.
 """
 
 from __future__ import annotations
@@ -41,8 +44,11 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, check_s: float = 10.0, check_timeout_s: float = 5.0) -> None:
         self._dsn = dsn
+        self._check_s = check_s
+        self._check_timeout_s = check_timeout_s
+        self._watchdog: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._subs: defaultdict[str, set[Subscription]] = defaultdict(set)
         self._reconnect: asyncio.Task[None] | None = None
@@ -51,13 +57,15 @@ class EventHub:
 
     async def start(self) -> None:
         await self._connect()
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def close(self) -> None:
         self._closed = True
-        if self._reconnect is not None:
-            self._reconnect.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnect
+        for task in (self._reconnect, self._watchdog):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._conn is not None and not self._conn.is_closed():
             await self._conn.close()
         self._drop_all()
@@ -104,6 +112,18 @@ class EventHub:
         for subs in self._subs.values():
             for sub in subs:
                 sub.break_()
+
+    async def _watch(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(self._check_s)
+            conn = self._conn
+            if conn is None or conn.is_closed() or not self.connected.is_set():
+                continue
+            try:
+                await asyncio.wait_for(conn.fetchval("SELECT 1"), self._check_timeout_s)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("LISTEN connection unresponsive (%s): dropping it", type(exc).__name__)
+                conn.terminate()  # runs _terminated: streams end, reconnect starts
 
     async def _reconnect_loop(self) -> None:
         delay = 0.1

@@ -16,7 +16,8 @@ Variables:
   new jobs are published to, as for the sidecar.
 - ``ASYA_GATEWAY_HOST`` / ``ASYA_GATEWAY_PORT`` (``0.0.0.0`` / ``8080``),
   ``ASYA_GATEWAY_KEEPALIVE_S`` (SSE comment interval, 15), ``ASYA_GATEWAY_DB_POOL``
-  (pool size, 10).
+  (pool size, 10), ``ASYA_GATEWAY_LISTEN_CHECK_S`` (how often the LISTEN connection
+  is probed, 10; a probe slower than half that, at most 5 s, drops it).
 
 Only hashes are kept in memory after start, so a settings object printed in a
 traceback or a debugger shows no token.
@@ -83,6 +84,12 @@ class GatewaySettings:
     keepalive_s: float = 15.0
     """Seconds between SSE keep-alive comments (proxies close silent streams)."""
     pool_size: int = 10
+    listen_check_s: float = 10.0
+    """How often the LISTEN connection is probed with ``SELECT 1`` (a silent death is found within ~1.5x)."""
+
+    @property
+    def listen_check_timeout_s(self) -> float:
+        return min(self.listen_check_s / 2, 5.0)
 
     def __repr__(self) -> str:  # the DSN holds a password
         return f"GatewaySettings(transport={self.transport.kind!r}, auth={self.auth}, port={self.port})"
@@ -125,6 +132,7 @@ class GatewaySettings:
                 port=int(e.get("ASYA_GATEWAY_PORT", "8080")),
                 keepalive_s=max(float(e.get("ASYA_GATEWAY_KEEPALIVE_S", "15")), 0.05),
                 pool_size=max(int(e.get("ASYA_GATEWAY_DB_POOL", "10")), 1),
+                listen_check_s=max(float(e.get("ASYA_GATEWAY_LISTEN_CHECK_S", "10")), 0.1),
             )
         except ValueError as exc:
             raise SettingsError(f"a numeric ASYA_GATEWAY_* variable is malformed: {exc}") from None
