@@ -13,7 +13,6 @@ import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 
-import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,18 +21,9 @@ from starlette.routing import Route
 from asya.gateway import jobs_api, openapi, reports
 from asya.gateway.context import open_gateway
 from asya.gateway.settings import GatewaySettings
+from asya.gateway.store import DATABASE_DOWN
 
 log = logging.getLogger("asya.gateway")
-
-# What asyncpg raises while PostgreSQL is down, restarting or unreachable: the request may
-# succeed a moment later, so it is a 503 (clients and the reporter retry), never a 500.
-DATABASE_DOWN: tuple[type[Exception], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
 
 
 def _version() -> str:
@@ -55,6 +45,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def database_down(_request: Request, exc: Exception) -> Response:
+    """PostgreSQL down or restarting: a 503 that clients and the reporter retry, never a 500."""
     log.warning("database unavailable: %s", type(exc).__name__)
     return JSONResponse(
         {"error": "unavailable", "message": "the job database is unavailable; retry"}, 503, headers={"Retry-After": "1"}

@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import asyncpg
 
-from asya.gateway.store import CHANNEL
+from asya.gateway.store import CHANNEL, DATABASE_DOWN
 
 log = logging.getLogger("asya.gateway.notify")
 
@@ -121,7 +121,7 @@ class EventHub:
                 continue
             try:
                 await asyncio.wait_for(conn.fetchval("SELECT 1"), self._check_timeout_s)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except (*DATABASE_DOWN, asyncpg.PostgresError) as exc:
                 log.warning("LISTEN connection unresponsive (%s): dropping it", type(exc).__name__)
                 conn.terminate()  # runs _terminated: streams end, reconnect starts
 
@@ -132,7 +132,7 @@ class EventHub:
                 await self._connect()
                 log.info("LISTEN connection to PostgreSQL restored")
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except (*DATABASE_DOWN, asyncpg.PostgresError) as exc:
                 log.debug("reconnect to PostgreSQL failed: %s", type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX_S)

@@ -39,6 +39,16 @@ ORIGIN_FANOUT = "fanout"
 
 T = TypeVar("T")
 
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # seen when the server shuts down under a query in flight
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+"""What asyncpg raises while PostgreSQL is down, restarting or unreachable: worth a retry, not a bug."""
+
 
 class IdempotencyConflict(Exception):
     """The Idempotency-Key is already bound to a different request."""

@@ -19,13 +19,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
-import asyncpg
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from asya.gateway.notify import EventHub
-from asya.gateway.store import FINAL_EVENT, JobStore
+from asya.gateway.store import DATABASE_DOWN, FINAL_EVENT, JobStore
 
 log = logging.getLogger("asya.gateway.streaming")
 
@@ -73,7 +72,7 @@ async def _events(job_id: str, after: int, store: JobStore, hub: EventHub) -> As
             sub.changed.clear()
             try:
                 rows = await store.events_after(job_id, after)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_DOWN as exc:
                 log.info("stream of %s ends: database unavailable (%s)", job_id, type(exc).__name__)
                 return
             for row in rows:
