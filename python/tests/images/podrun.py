@@ -37,7 +37,7 @@ def podman_env() -> dict[str, str]:
 def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``podman --runtime runc ARGS`` with our containers.conf (crun refuses this machine's cgroups)."""
     res = subprocess.run(
-        ["podman", "--runtime", "runc", *args], capture_output=True, text=True, timeout=timeout, env=_ENV()
+        ["podman", "--runtime", "runc", *args], capture_output=True, text=True, timeout=timeout, env=_env()
     )
     if check and res.returncode != 0:
         raise RuntimeError(f"podman {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
@@ -47,7 +47,7 @@ def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
 _ENV_CACHE: dict[str, str] = {}
 
 
-def _ENV() -> dict[str, str]:  # noqa: N802 - a cached constant, computed on first use
+def _env() -> dict[str, str]:
     if not _ENV_CACHE:
         _ENV_CACHE.update(podman_env())
     return _ENV_CACHE
@@ -186,3 +186,8 @@ def http_status(url: str) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def answers(url: str) -> bool:
+    """Whether GET ``url`` answers 200 (a probe that passes)."""
+    return http_status(url) == 200

@@ -10,6 +10,7 @@ its queue through the handler to the next actor's queue.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
 import struct
@@ -48,6 +49,7 @@ async def take_one(url: str, queue: str, timeout_s: float) -> dict[str, Any]:
     t = transports.create(transports.TransportSettings(kind="rabbitmq", url=url))
     await t.connect()
     try:
+
         async def first() -> dict[str, Any]:
             async for delivery in t.consume(queue, prefetch=1):
                 await delivery.ack()
@@ -82,9 +84,13 @@ async def test_sidecar_and_runtime_pod_processes_an_envelope(
     )
     for probe in ("healthz", "readyz"):
         url = f"http://127.0.0.1:{port}/{probe}"
-        await asyncio.to_thread(podrun.wait_for, lambda u=url: podrun.http_status(u) == 200, 60, url, pod.logs)
+        await asyncio.to_thread(podrun.wait_for, functools.partial(podrun.answers, url), 60, url, pod.logs)
 
-    envelope = {"id": uuid.uuid4().hex, "route": {"actors": [name, nxt], "current": 0}, "payload": {"doc": "d1", "text": "  Hello \n  world  "}}
+    envelope = {
+        "id": uuid.uuid4().hex,
+        "route": {"actors": [name, nxt], "current": 0},
+        "payload": {"doc": "d1", "text": "  Hello \n  world  "},
+    }
     await t.publish(queue_name(name), json.dumps(envelope).encode())
     await t.close()
     try:
@@ -116,7 +122,9 @@ def call(sock_path: Path, envelope: dict[str, Any]) -> Any:
         return json.loads(body)
 
 
-def test_runtime_image_entrypoint_serves_a_class_handler(images: dict[str, str], pod_dir: Path, started: list[Any]) -> None:
+def test_runtime_image_entrypoint_serves_a_class_handler(
+    images: dict[str, str], pod_dir: Path, started: list[Any]
+) -> None:
     """The runtime base's own entry point (``python -m asya.runtime``), without the operator's file."""
     sock_dir = pod_dir / "socket"
     sock_dir.mkdir()
@@ -133,7 +141,11 @@ def test_runtime_image_entrypoint_serves_a_class_handler(images: dict[str, str],
     started.append(c)
     podrun.wait_for(lambda: (sock_dir / "runtime-ready").exists(), 60, "the ready file", c.logs)
     assert (sock_dir / "asya-runtime.sock").is_socket()
-    env = {"id": "e1", "route": {"actors": ["classify"], "current": 0}, "payload": {"doc": "d", "chunk": 0, "text": "the goalkeeper saved a penalty in the final match"}}
+    env = {
+        "id": "e1",
+        "route": {"actors": ["classify"], "current": 0},
+        "payload": {"doc": "d", "chunk": 0, "text": "the goalkeeper saved a penalty in the final match"},
+    }
     [out] = call(sock_dir / "asya-runtime.sock", env)
     assert out["route"]["current"] == 1
     assert out["payload"]["doc"] == "d"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from pathlib import Path
@@ -53,7 +54,7 @@ async def test_happy_end_container_is_ready_and_stores_a_result(
 
     for probe in ("healthz", "readyz"):
         url = f"http://127.0.0.1:{port}/{probe}"
-        await asyncio.to_thread(podrun.wait_for, lambda u=url: podrun.http_status(u) == 200, 60, url, pod.logs)
+        await asyncio.to_thread(podrun.wait_for, functools.partial(podrun.answers, url), 60, url, pod.logs)
 
     t = transports.create(transports.TransportSettings(kind="rabbitmq", url=rabbitmq_server.url, options=options))
     await t.connect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import podrun
 import pytest
@@ -34,8 +35,8 @@ print(json.dumps({
 """
 
 
-def inspect(tag: str) -> dict:
-    return json.loads(podrun.podman("image", "inspect", tag).stdout)[0]
+def inspect(tag: str) -> dict[str, Any]:
+    return dict(json.loads(podrun.podman("image", "inspect", tag).stdout)[0])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -70,6 +71,8 @@ def test_final_stage_has_no_shell_package_manager_or_pip(images: dict[str, str],
 
 def test_no_shell_means_no_shell(images: dict[str, str]) -> None:
     """The probe above looks at PATH; here the kernel is asked to run /bin/sh itself."""
-    res = podrun.podman("run", "--rm", *podrun.hardened_args(), "--entrypoint=/bin/sh", images["sidecar"], "-c", "true", check=False)
+    res = podrun.podman(
+        "run", "--rm", *podrun.hardened_args(), "--entrypoint=/bin/sh", images["sidecar"], "-c", "true", check=False
+    )
     assert res.returncode != 0
     assert "/bin/sh" in res.stderr

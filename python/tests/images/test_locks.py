@@ -16,7 +16,12 @@ from packaging.utils import canonicalize_name
 IMAGES = podrun.ROOT / "images"
 PYPROJECT = tomllib.loads((podrun.ROOT / "python" / "pyproject.toml").read_text())["project"]
 # image -> extras its processes import; the same table as ci/images.sh's extras_of
-EXTRAS = {"runtime": [], "sidecar": ["sidecar", "sqs", "s3"], "crew": ["sidecar", "sqs", "s3"], "operator": ["operator"]}
+EXTRAS = {
+    "runtime": [],
+    "sidecar": ["sidecar", "sqs", "s3"],
+    "crew": ["sidecar", "sqs", "s3"],
+    "operator": ["operator"],
+}
 _PIN = re.compile(r"^([A-Za-z0-9._-]+)==(\S+) \\$", re.M)
 BASE = "localhost/asya-base:bookworm"
 
@@ -27,7 +32,7 @@ def pins(lock: Path) -> dict[str, str]:
 
 def direct_requirements(extras: list[str]) -> list[Requirement]:
     """asya's requirements for ``extras``, self-references (``asya[sidecar]``) expanded, markers for Linux."""
-    env = {**default_environment(), "sys_platform": "linux", "platform_system": "Linux"}
+    env = {k: str(v) for k, v in default_environment().items()} | {"sys_platform": "linux", "platform_system": "Linux"}
     todo, seen, out = list(extras), set(), [Requirement(r) for r in PYPROJECT["dependencies"]]
     while todo:
         extra = todo.pop()
