@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PY=$ROOT/.venv/bin/python
-[ -x "$PY" ] || ci/bootstrap.sh test,dev,bench,operator
+[ -x "$PY" ] || ci/bootstrap.sh test,dev,bench,operator,gateway
 T0=$SECONDS
 
 RMQ_DIR=$(mktemp -d "${TMPDIR:-/tmp}/asya-bench-rmq.XXXXXX")

@@ -4,7 +4,7 @@
 # Idempotent: re-runs pip only when pyproject.toml changed since the last install.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-EXTRAS=${1:-test,dev,bench,operator}
+EXTRAS=${1:-test,dev,bench,operator,gateway}
 VENV=$ROOT/.venv
 PY=${PYTHON:-python3}
 if [ ! -x "$VENV/bin/python" ]; then
