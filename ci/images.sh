@@ -209,6 +209,7 @@ build_one() {
     -t "$tag" -f "$dir/Dockerfile" "$ctx" >/dev/null
   rm -rf "$ctx"
   log "built $tag in $((SECONDS - start)) s"
+  BUILT=1
 }
 
 cmd_build() {
@@ -222,11 +223,15 @@ cmd_build() {
   local src_hash wheel name
   src_hash=$(source_hash)
   wheel=$(asya_wheel "$src_hash")
+  BUILT=0
   for name in "${ALL_IMAGES[@]}"; do
     if printf '%s\n' "${names[@]}" | grep -qx "$name"; then
       build_one "$name" "$src_hash" "$wheel"
     fi
   done
+  # Each rebuild leaves the replaced image and its build stages dangling (hundreds of MB);
+  # dangling images are only a layer cache, and a rebuild redoes the cheap stages in seconds.
+  [ "$BUILT" -eq 0 ] || podman image prune --force >/dev/null
   for name in "${names[@]}"; do
     podman image inspect --format "{{.Size}}" "localhost/asya-$name:$VERSION" |
       awk -v t="localhost/asya-$name:$VERSION" '{ printf "%-40s %6.1f MB\n", t, $1 / 1e6 }'

@@ -91,7 +91,11 @@ def run(image: str, *args: str, command: list[str] | None = None, name: str = ""
         cmd += [f"--entrypoint={json.dumps(command[:1])}", image, *command[1:]]
     else:
         cmd.append(image)
-    podman(*cmd)
+    try:
+        podman(*cmd)
+    except RuntimeError:
+        podman("rm", "--force", cname, check=False)  # created but never started: still holds the name and image
+        raise
     return Container(cname)
 
 

@@ -70,7 +70,7 @@ def test_every_pin_carries_a_hash(lock: Path) -> None:
 def build_stage(context: Path) -> subprocess.CompletedProcess[str]:
     """``podman build --target build`` of the runtime Dockerfile (the smallest lock) on ``context``."""
     return podrun.podman(
-        "build", "--pull=never", "--network=none", "--target=build", f"--build-arg=BASE_IMAGE={BASE}",
+        "build", "--pull=never", "--network=none", "--force-rm", "--target=build", f"--build-arg=BASE_IMAGE={BASE}",
         "-f", str(IMAGES / "runtime" / "Dockerfile"), str(context),
         check=False, timeout=600,
     )  # fmt: skip
