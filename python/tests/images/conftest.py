@@ -29,11 +29,6 @@ def tag(name: str) -> str:
     return f"localhost/asya-{name}:{VERSION}"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # until python/pyproject.toml lists it (--strict-markers)
-    config.addinivalue_line("markers", "images: builds the container images with ci/images.sh and starts them (podman)")
-
-
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection: `-m "not images"` never builds
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _BUILD or not any(item.get_closest_marker("images") for item in items):
