@@ -116,3 +116,14 @@ prometheus.tcp.port = {{ .Values.service.ports.prometheus }}
 {{- $plugins = concat $plugins .Values.extraPlugins | uniq }}
 {{- printf "[%s]." (join "," $plugins) }}
 {{- end }}
+
+{{/*
+"true" unless the umbrella points Asya elsewhere: global.externalRabbitmq.enabled, or an
+SQS transport. Helm conditions cannot compute that, so every template asks this instead.
+*/}}
+{{- define "asya.rabbitmq.active" -}}
+{{- $g := .Values.global | default dict }}
+{{- $external := ($g.externalRabbitmq | default dict).enabled }}
+{{- $sqs := eq (($g.transport | default dict).type | default "rabbitmq") "sqs" }}
+{{- ternary "true" "false" (not (or $external $sqs)) }}
+{{- end }}

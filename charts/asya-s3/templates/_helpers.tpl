@@ -93,3 +93,12 @@ The Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. A pre-created Secret
 {{- end }}
 {{- join "," ($buckets | uniq) }}
 {{- end }}
+
+{{/*
+"true" unless the umbrella points Asya at another object store (global.externalS3.enabled).
+Helm conditions cannot compute that, so every template asks this instead.
+*/}}
+{{- define "asya.s3.active" -}}
+{{- $g := .Values.global | default dict }}
+{{- ternary "true" "false" (not ($g.externalS3 | default dict).enabled) }}
+{{- end }}

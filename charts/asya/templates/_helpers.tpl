@@ -19,52 +19,48 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-Helm conditions cannot be computed, so "evaluation services off as soon as external ones
-are configured" is enforced here: a mix fails the render with the value to change.
+Helm conditions cannot be computed, so the evaluation subcharts switch themselves off from
+`global` (a subchart sees only `global`): asya-rabbitmq renders nothing once
+global.externalRabbitmq.enabled is true or the transport is sqs, asya-s3 once
+global.externalS3.enabled is true. What is left to refuse here is a configuration that
+cannot work, with the value to change.
 */}}
 {{- define "asya.umbrella.validate" -}}
 {{- $g := .Values.global }}
-{{- if and .Values.rabbitmq.enabled .Values.externalRabbitmq.enabled }}
-{{- fail "externalRabbitmq.enabled is true, so the evaluation broker must be off: set rabbitmq.enabled=false" }}
+{{- $evalRabbit := and .Values.rabbitmq.enabled (not $g.externalRabbitmq.enabled) (ne $g.transport.type "sqs") }}
+{{- $evalS3 := and .Values.s3.enabled (not $g.externalS3.enabled) }}
+{{- if and $g.externalRabbitmq.url (not $g.externalRabbitmq.enabled) }}
+{{- fail "global.externalRabbitmq.url is set but global.externalRabbitmq.enabled is false: enable it or drop the URL" }}
 {{- end }}
-{{- if and .Values.rabbitmq.enabled (eq $g.transport.type "sqs") }}
-{{- fail "global.transport.type is sqs, so the evaluation RabbitMQ is unused: set rabbitmq.enabled=false" }}
+{{- if and .Values.operator.enabled (eq $g.transport.type "rabbitmq") (not $evalRabbit) (not $g.externalRabbitmq.enabled) }}
+{{- fail "global.transport.type is rabbitmq but no broker is configured: set rabbitmq.enabled=true (evaluation) or global.externalRabbitmq.enabled=true" }}
 {{- end }}
-{{- if and .Values.externalRabbitmq.url (not .Values.externalRabbitmq.enabled) }}
-{{- fail "externalRabbitmq.url is set but externalRabbitmq.enabled is false: enable it (and set rabbitmq.enabled=false) or drop the URL" }}
+{{- if and $g.externalRabbitmq.enabled (not $g.rabbitmq.secretName) }}
+{{- fail "global.externalRabbitmq needs global.rabbitmq.secretName: the Secret the operator, KEDA and sidecars read the AMQP URL from" }}
 {{- end }}
-{{- if and .Values.operator.enabled (eq $g.transport.type "rabbitmq") (not .Values.rabbitmq.enabled) (not .Values.externalRabbitmq.enabled) }}
-{{- fail "global.transport.type is rabbitmq but no broker is configured: set rabbitmq.enabled=true (evaluation) or externalRabbitmq.enabled=true" }}
-{{- end }}
-{{- if and .Values.externalRabbitmq.enabled (not $g.rabbitmq.secretName) }}
-{{- fail "externalRabbitmq needs global.rabbitmq.secretName: the Secret the operator, KEDA and sidecars read the AMQP URL from" }}
-{{- end }}
-{{- if and .Values.rabbitmq.enabled (not $g.rabbitmq.secretName) }}
+{{- if and $evalRabbit (not $g.rabbitmq.secretName) }}
 {{- fail "rabbitmq.enabled needs global.rabbitmq.secretName: the evaluation broker creates its URL Secret under that name for the operator and KEDA" }}
 {{- end }}
-{{- if and .Values.s3.enabled (not $g.s3.endpoint) }}
-{{- fail (printf "s3.enabled runs the evaluation S3, but global.s3.endpoint is empty (AWS S3): set it to %s" (include "asya.umbrella.evaluationS3Endpoint" .)) }}
+{{- if and $evalS3 (not $g.s3.endpoint) }}
+{{- fail (printf "s3.enabled runs the evaluation S3, but global.s3.endpoint is empty (AWS S3): set it to %s, or set global.externalS3.enabled=true for AWS S3" (include "asya.umbrella.evaluationS3Endpoint" .)) }}
 {{- end }}
-{{- if and .Values.s3.enabled (not $g.s3.secretName) }}
+{{- if and $evalS3 (not $g.s3.secretName) }}
 {{- fail "s3.enabled needs global.s3.secretName: the evaluation S3 creates its keys Secret under that name for the crew" }}
 {{- end }}
-{{- if and .Values.s3.enabled .Values.externalS3.enabled }}
-{{- fail "externalS3.enabled is true, so the evaluation S3 must be off: set s3.enabled=false" }}
+{{- if and .Values.crew.enabled (not $evalS3) (not $g.externalS3.enabled) }}
+{{- fail "the crew stores results in S3 but none is configured: set s3.enabled=true (evaluation) or global.externalS3.enabled=true with global.s3.endpoint/bucket/region" }}
 {{- end }}
-{{- if and .Values.crew.enabled (not .Values.s3.enabled) (not .Values.externalS3.enabled) }}
-{{- fail "the crew stores results in S3 but none is configured: set s3.enabled=true (evaluation) or externalS3.enabled=true with global.s3.endpoint/bucket/region" }}
+{{- if and $g.externalS3.enabled (eq ($g.s3.endpoint | default "") (include "asya.umbrella.evaluationS3Endpoint" .)) }}
+{{- fail (printf "global.externalS3.enabled is true but global.s3.endpoint still points at the evaluation service %s: set it to your S3 endpoint (empty = AWS S3)" $g.s3.endpoint) }}
 {{- end }}
-{{- if and .Values.externalS3.enabled (eq ($g.s3.endpoint | default "") (include "asya.umbrella.evaluationS3Endpoint" .)) }}
-{{- fail (printf "externalS3.enabled is true but global.s3.endpoint still points at the evaluation service %s: set it to your S3 endpoint (empty = AWS S3)" $g.s3.endpoint) }}
+{{- if and (or $g.externalS3.accessKeyId $g.externalS3.secretAccessKey) (not (and $g.externalS3.accessKeyId $g.externalS3.secretAccessKey)) }}
+{{- fail "global.externalS3 needs both accessKeyId and secretAccessKey, or neither (a pre-created Secret global.s3.secretName)" }}
 {{- end }}
-{{- if and (or .Values.externalS3.accessKeyId .Values.externalS3.secretAccessKey) (not (and .Values.externalS3.accessKeyId .Values.externalS3.secretAccessKey)) }}
-{{- fail "externalS3 needs both accessKeyId and secretAccessKey, or neither (a pre-created Secret global.s3.secretName)" }}
+{{- if and $g.externalS3.accessKeyId (not $g.externalS3.enabled) }}
+{{- fail "global.externalS3.accessKeyId is set but global.externalS3.enabled is false: enable it or drop the keys" }}
 {{- end }}
-{{- if and .Values.externalS3.accessKeyId (not .Values.externalS3.enabled) }}
-{{- fail "externalS3.accessKeyId is set but externalS3.enabled is false: enable it (and set s3.enabled=false) or drop the keys" }}
-{{- end }}
-{{- if and .Values.externalS3.accessKeyId (not $g.s3.secretName) }}
-{{- fail "externalS3 keys are set but global.s3.secretName is empty: name the Secret this chart should store them in" }}
+{{- if and $g.externalS3.accessKeyId (not $g.s3.secretName) }}
+{{- fail "global.externalS3 keys are set but global.s3.secretName is empty: name the Secret this chart should store them in" }}
 {{- end }}
 {{- if and (or .Values.externalSqs.accessKeyId .Values.externalSqs.secretAccessKey) (not (and .Values.externalSqs.accessKeyId .Values.externalSqs.secretAccessKey)) }}
 {{- fail "externalSqs needs both accessKeyId and secretAccessKey, or neither" }}
