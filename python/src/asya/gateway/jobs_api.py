@@ -117,11 +117,7 @@ async def create_job(request: Request) -> Response:
 async def get_job(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     job_id = request.path_params["id"]
-    job = await gw.store.get(job_id)
-    if job is None:
-        return not_found(job_id)
-    job["links"] = links(request, job_id)
-    return JSONResponse(job)
+    return _job_or_404(request, job_id, await gw.store.get(job_id))
 
 
 @requires(Audience.CLIENT)
@@ -159,7 +155,10 @@ async def stream_job(request: Request) -> Response:
 async def cancel_job(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     job_id = request.path_params["id"]
-    job = await gw.store.cancel(job_id)
+    return _job_or_404(request, job_id, await gw.store.cancel(job_id))
+
+
+def _job_or_404(request: Request, job_id: str, job: dict[str, Any] | None) -> Response:
     if job is None:
         return not_found(job_id)
     job["links"] = links(request, job_id)
