@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -78,6 +77,26 @@ def test_killed_mid_reconcile_then_restarted_converges_without_duplicates(
     assert children == ["patch configmaps/survivor-asya-runtime", "patch deployments/survivor"]
 
 
+def workload_reads(kube: controlplane.ControlPlane, ns: str, name: str) -> int:
+    """How many times the operator has read Deployment ``name``: once per status tick, once on resume."""
+    return sum(
+        1
+        for ev in kube.audit_events()
+        if ev.get("stage") == "ResponseComplete"
+        and ev.get("verb") == "get"
+        and ev.get("user", {}).get("username") == OPERATOR_USER
+        and (ev.get("objectRef") or {}).get("namespace") == ns
+        and (ev.get("objectRef") or {}).get("resource") == "deployments"
+        and (ev.get("objectRef") or {}).get("name") == name
+    )
+
+
+def wait_reads(kube: controlplane.ControlPlane, ns: str, name: str, more: int, what: str) -> None:
+    """Until the operator read the workload ``more`` more times: ticks that happened, not seconds that passed."""
+    start = workload_reads(kube, ns, name)
+    wait_for(lambda: workload_reads(kube, ns, name) >= start + more, what=what)
+
+
 def test_unchanged_actor_causes_no_writes_on_timer_ticks_or_resume(
     kube: controlplane.ControlPlane, api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
@@ -87,14 +106,14 @@ def test_unchanged_actor_causes_no_writes_on_timer_ticks_or_resume(
     settled(api, ns, "calm")
     # "unchanged" starts once kube-controller-manager is done with the Deployment and a tick saw it
     wait_for(lambda: af.get(api, ns, "calm")["status"].get("replicas") == 1, what="status shows the pod")
-    time.sleep(2)
+    wait_reads(kube, ns, "calm", 2, what="two more status ticks")
     before = operator_writes(kube, api, ns)
-    time.sleep(4)  # four more ticks at 1 s
+    wait_reads(kube, ns, "calm", 4, what="four more status ticks")
     ticks = operator_writes(kube, api, ns)[len(before) :]
     assert ticks == [], f"writes on timer ticks of an unchanged actor: {ticks}"
     op.stop()
     start_operator(ns)
-    time.sleep(5)  # resume handler + ticks
+    wait_reads(kube, ns, "calm", 4, what="the new operator's resume and three status ticks")
     resumed = operator_writes(kube, api, ns)[len(before) :]
     assert resumed == [], f"writes on resume of an unchanged actor: {resumed}"
 
