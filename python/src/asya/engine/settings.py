@@ -68,16 +68,7 @@ class EngineSettings:
         """Read the shared ``ASYA_*`` variables; ``actor`` overrides ``ASYA_ACTOR`` (crew processes)."""
         e = aliases.resolve(os.environ if env is None else env)
         name = validate_actor_name(actor if actor is not None else e.get("ASYA_ACTOR", ""), "ASYA_ACTOR")
-        options = transport_options(e)
-        transport = TransportSettings(
-            kind=e.get("ASYA_TRANSPORT", "local"),
-            url=e.get("ASYA_TRANSPORT_URL", ""),
-            region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", "us-east-1")),
-            # A lease shorter than the processing time would hand the envelope to a second consumer.
-            visibility_timeout_s=max(float(e.get("ASYA_VISIBILITY_TIMEOUT_S", "60")), 1.0),
-            publish_timeout_s=float(e.get("ASYA_PUBLISH_TIMEOUT_S", "30")),
-            options=options,
-        )
+        transport = transport_from_env(e)
         port = e.get("ASYA_HTTP_PORT", e.get("ASYA_HEALTH_PORT", ""))
         return cls(
             actor=name,
@@ -94,3 +85,16 @@ class EngineSettings:
             error_end=validate_actor_name(e.get("ASYA_ERROR_END_ACTOR", ERROR_END), "ASYA_ERROR_END_ACTOR"),
             dlq=e.get("ASYA_DLQ_QUEUE", DLQ_NAME),
         )
+
+
+def transport_from_env(e: Mapping[str, str]) -> TransportSettings:
+    """The broker connection every Asya process reads the same way (``ASYA_TRANSPORT*``, AWS region)."""
+    return TransportSettings(
+        kind=e.get("ASYA_TRANSPORT", "local"),
+        url=e.get("ASYA_TRANSPORT_URL", ""),
+        region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", "us-east-1")),
+        # A lease shorter than the processing time would hand the envelope to a second consumer.
+        visibility_timeout_s=max(float(e.get("ASYA_VISIBILITY_TIMEOUT_S", "60")), 1.0),
+        publish_timeout_s=float(e.get("ASYA_PUBLISH_TIMEOUT_S", "30")),
+        options=transport_options(e),
+    )

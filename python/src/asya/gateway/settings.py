@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from asya.engine import aliases
-from asya.engine.settings import transport_options
+from asya.engine.settings import transport_from_env
 from asya.transports import TransportSettings
 
 HASH_PREFIX = "sha256:"
@@ -114,13 +114,7 @@ class GatewaySettings:
             raise SettingsError(
                 "no report token: set ASYA_GATEWAY_REPORT_TOKEN(_FILE) (sidecars send it as ASYA_GATEWAY_TOKEN)"
             )
-        transport = TransportSettings(
-            kind=e.get("ASYA_TRANSPORT", "local"),
-            url=e.get("ASYA_TRANSPORT_URL", ""),
-            region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", "us-east-1")),
-            publish_timeout_s=float(e.get("ASYA_PUBLISH_TIMEOUT_S", "30")),
-            options=transport_options(e),
-        )
+        transport = transport_from_env(e)
         try:
             return cls(
                 database_url=dsn,
