@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.procs import Proc, start_runtime, start_sidecar, wait_until
+from support.procs import Proc, spawn_runtime, start_runtime, start_sidecar, wait_until
 
 from asya import transports
 from asya.contracts import ERROR_END, HAPPY_END, encode_envelope, queue_name
@@ -177,8 +177,10 @@ class Pair:
     handler: str
     runtime_env: dict[str, Any]
 
-    def restart_runtime(self, log_dir: Path) -> None:
-        self.runtime = start_runtime(self.handler, self.socket_dir, log_dir, **self.runtime_env)
+    def restart_runtime(self, log_dir: Path, may_die: bool = False) -> None:
+        """Start the runtime again; ``may_die`` for a handler that can crash on its first message before we look."""
+        start = spawn_runtime if may_die else start_runtime
+        self.runtime = start(self.handler, self.socket_dir, log_dir, **self.runtime_env)
 
 
 class Actors:

@@ -47,7 +47,7 @@ async def test_runtime_that_always_dies_goes_to_error_end_after_max_deliveries(b
     await bus.publish(me, envelope("c-1", [me, bus.actor("next")], {}))
     for _ in range(2):
         wait_until(lambda: not pair.runtime.alive(), 20, what="runtime to die")
-        pair.restart_runtime(actors.log_dir)
+        pair.restart_runtime(actors.log_dir, may_die=True)
     (dead,) = await bus.collect(bus.error_end, 1, timeout=40)
     assert dead["payload"]["error"] == "connection_error"
     assert "on 2 deliveries" in dead["payload"]["details"]["message"]
