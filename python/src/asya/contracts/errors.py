@@ -22,6 +22,10 @@ class ErrorCode(str, enum.Enum):
     """The sidecar could not talk to the runtime (socket gone, process died)."""
     TIMEOUT_ERROR = "timeout_error"
     """The handler did not answer within the actor's processing timeout."""
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    """The job's deadline (``x-asya-deadline``) passed before or while this step ran; never retried."""
+    CANCELLED = "cancelled"
+    """The job was cancelled at the gateway; the envelope was dropped at this hop (reported, not an error-end)."""
 
 
 class DlqReason(str, enum.Enum):

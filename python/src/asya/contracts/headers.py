@@ -30,3 +30,7 @@ REPLAYED = "x-asya-replayed"
 HOPS = "x-asya-hops"
 """Outputs this envelope has passed through (int); the sidecar adds one per published output and sends it to
 error-end (``hop_budget``) once ``ASYA_MAX_HOPS`` is spent, which stops a runaway self-loop."""
+DEADLINE = "x-asya-deadline"
+"""Unix time (float, seconds) by which the whole job must have ended; set by whoever creates the job (the
+gateway from ``deadline``/``timeout_s``). Each sidecar bounds its handler by ``min(actor timeout, time left)``
+and sends an envelope past it to error-end as ``deadline_exceeded``, which is never retried."""
