@@ -50,6 +50,9 @@ class DlqReason(str, enum.Enum):
     HOP_BUDGET = "hop_budget"
     """The envelope passed through ``ASYA_MAX_HOPS`` outputs (``x-asya-hops``): a route that loops, e.g. an
     envelope-mode handler that keeps sending the envelope back to its own actor."""
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    """The job's deadline (``x-asya-deadline``) passed before the step ended, or a retry would have started
+    after it: never retried, whatever the budget says."""
 
 
 class AsyaError(Exception):

@@ -18,6 +18,20 @@ SIDECAR_INFLIGHT = "asya_sidecar_inflight_messages"
 SIDECAR_RUNTIME_ERRORS = "asya_sidecar_runtime_errors_total"
 """Labels: actor, code (an ErrorCode value)."""
 SIDECAR_STUCK_CALLS = "asya_sidecar_abandoned_calls"
+SIDECAR_CANCELLED_DROPPED = "asya_sidecar_cancelled_dropped_total"
+"""Labels: actor, stage (``before_call``: never sent to the runtime; ``outputs``: the handler ran, its outputs
+were dropped). Never a job id: those are unbounded."""
+SIDECAR_CANCELLED_KNOWN = "asya_sidecar_cancelled_jobs_known"
+"""Gauge, labels: actor; cancelled job ids held in memory (bounded by age and count)."""
+CANCELLATION_POLL_FAILURES = "asya_cancellation_poll_failures_total"
+"""Labels: actor; failed polls of the gateway's cancellation feed (the sidecar keeps processing)."""
+
+REPORTS_SENT = "asya_reports_sent_total"
+"""Labels: actor, kind (progress|final); reports the gateway accepted."""
+REPORTS_RETRIED = "asya_reports_retried_total"
+"""Labels: actor, kind; extra attempts after a failed post (the report waits in the background)."""
+REPORTS_DROPPED = "asya_reports_dropped_total"
+"""Labels: actor, kind, reason (queue_full|gave_up|rejected); reports that never reached the gateway."""
 
 CREW_RESULTS_STORED = "asya_crew_results_stored_total"
 """happy-end, labels: actor (the last actor of the route)."""
@@ -37,6 +51,12 @@ ALL_METRICS = {
     SIDECAR_INFLIGHT: "Envelopes currently being processed.",
     SIDECAR_RUNTIME_ERRORS: "Error results from the runtime or the runtime connection, by code.",
     SIDECAR_STUCK_CALLS: "Runtime calls abandoned after the processing timeout and still running.",
+    SIDECAR_CANCELLED_DROPPED: "Envelopes (or their outputs) dropped because their job was cancelled.",
+    SIDECAR_CANCELLED_KNOWN: "Cancelled job ids this sidecar holds in memory.",
+    CANCELLATION_POLL_FAILURES: "Failed polls of the gateway's cancellation feed.",
+    REPORTS_SENT: "Reports to the gateway it accepted.",
+    REPORTS_RETRIED: "Report posts tried again after a failure.",
+    REPORTS_DROPPED: "Reports given up (queue full, retry bound reached, or refused by the gateway).",
     CREW_RESULTS_STORED: "Final envelopes stored by happy-end.",
     CREW_STORE_FAILURES: "Failed attempts to store a final envelope (S3 unavailable); the envelope is retried.",
     CREW_RETRIES_SCHEDULED: "Failed envelopes sent back to their actor with a delay by error-end.",
