@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from asya.cli.devrun import RunResult
@@ -76,3 +81,88 @@ def summary(out_dir: Path, result: RunResult) -> None:
 
 def error(message: str) -> None:
     console.print(f"[red]error:[/] {message}")
+
+
+# --- asya jobs: progress goes to stderr, results to stdout (so `asya jobs watch ID > result.json` works) ---
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def job_line(job: dict[str, Any]) -> str:
+    """One job on one line, for ``asya jobs list`` and after a submit."""
+    route = job.get("route") if isinstance(job.get("route"), dict) else {}
+    assert isinstance(route, dict)
+    what = job.get("tool") or " → ".join(str(a) for a in route.get("actors") or [])
+    created = str(job.get("created_at") or "")[:19].replace("T", " ")
+    return f"{job.get('id')}  {job.get('status', '?'):<9}  {created}  {what}"
+
+
+class JobWatch:
+    """A live bar for one job's stream: step k of n, the actor, its status; one log line per event above it."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.progress = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("step {task.completed:.0f} of {task.fields[steps]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self.task = self.progress.add_task(job_id[:12], total=None, steps="?")
+
+    def __enter__(self) -> JobWatch:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        steps = data.get("steps")
+        route = data.get("route")
+        actors = route.get("actors") if isinstance(route, dict) else None
+        if isinstance(actors, list):
+            steps = len(actors)
+        if isinstance(steps, int) and steps > 0:
+            self.progress.update(self.task, total=steps, steps=steps)
+        status, actor, step = str(data.get("status", kind)), data.get("actor"), data.get("step")
+        if kind == "progress" and isinstance(step, int):
+            # a progress report is sent after the actor at `step` finished its delivery: that step is done
+            self.progress.update(self.task, completed=step + 1)
+        if kind == "final" and status == "succeeded":
+            self.progress.update(self.task, completed=self.progress.tasks[0].total or 0)
+        self.progress.update(self.task, description=escape(f"{self.job_id[:12]} {actor or ''} {status}"))
+        line = [f"{kind:<9}"]
+        if isinstance(step, int):
+            line.append(f"step {step + 1}/{steps if isinstance(steps, int) else '?'}")
+        if actor:
+            line.append(str(actor))
+        line.append(status)
+        if isinstance(actors, list):
+            line.append(": " + " → ".join(str(a) for a in actors))
+        self.progress.console.print(escape(" ".join(line)))
+
+
+def job_outcome(event: dict[str, Any]) -> None:
+    """The end of a watched job: the result (stdout, JSON) or what went wrong (stderr)."""
+    status = event.get("status")
+    if status == "succeeded":
+        err_console.print(f"[green]succeeded[/] at {escape(str(event.get('actor') or 'the end'))}")
+        print(json.dumps(event.get("result"), indent=2, ensure_ascii=False))
+        return
+    if status == "cancelled":
+        err_console.print("[yellow]cancelled[/]")
+        return
+    error = event.get("error")
+    detail = (error.get("message") or error.get("error")) if isinstance(error, dict) else error
+    reason = f" ({event['reason']})" if event.get("reason") else ""
+    err_console.print(f"[red]{escape(str(status))}[/]{escape(reason)}: {escape(str(detail or 'no error message'))}")
+    if event.get("uri"):
+        err_console.print(f"  record: {escape(str(event['uri']))}")
+
+
+def job_error(message: str) -> None:
+    """A failure the user must act on (bad input, gateway refusal, broker problem), on stderr."""
+    err_console.print(f"[red]error:[/] {escape(message)}")
