@@ -42,22 +42,28 @@ async def tables(dsn: str) -> set[str]:
 
 async def test_migrate_applies_once_and_concurrent_migrators_serialise(empty_dsn: str) -> None:
     results = await asyncio.gather(*(migrations.migrate(empty_dsn) for _ in range(5)))
-    assert sorted(results) == [[], [], [], [], [1]]  # one applied it, the others waited and found it done
+    every = [v for v, _, _ in migrations.MIGRATIONS]
+    assert sorted(results) == [[], [], [], [], every]  # one applied them, the others waited and found them done
     assert await migrations.migrate(empty_dsn) == []
     assert {"jobs", "job_events", "schema_migrations"} <= await tables(empty_dsn)
 
 
 async def test_a_failing_migration_leaves_the_schema_as_it_was(empty_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
     await migrations.migrate(empty_dsn)
-    # version 2 is fine on its own; 3 fails: one run applies all or nothing, so 2 must not stick either
-    broken = [*migrations.MIGRATIONS, (2, "fine", "CREATE TABLE half_done (x int)"), (3, "broken", "SELECT nope()")]
+    # the first new version is fine on its own; the next fails: one run applies all or nothing
+    latest = migrations.latest_version()
+    broken = [
+        *migrations.MIGRATIONS,
+        (latest + 1, "fine", "CREATE TABLE half_done (x int)"),
+        (latest + 2, "broken", "SELECT nope()"),
+    ]
     monkeypatch.setattr(migrations, "MIGRATIONS", broken)
     with pytest.raises(asyncpg.UndefinedFunctionError):
         await migrations.migrate(empty_dsn)
     assert "half_done" not in await tables(empty_dsn)
     conn = await asyncpg.connect(empty_dsn)
     try:
-        assert await migrations.current_version(conn) == 1
+        assert await migrations.current_version(conn) == latest
     finally:
         await conn.close()
 
@@ -122,7 +128,8 @@ def test_migrate_and_serve_as_processes_keep_tokens_out_of_the_logs(
     }
     cmd = [sys.executable, "-m", "asya.gateway"]
     first = subprocess.run([*cmd, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False)
-    assert first.returncode == 0 and "applied migrations: [1]" in first.stdout, first.stderr
+    every = [v for v, _, _ in migrations.MIGRATIONS]
+    assert first.returncode == 0 and f"applied migrations: {every}" in first.stdout, first.stderr
     again = subprocess.run([*cmd, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode == 0 and "schema is current" in again.stdout
     no_token = {k: v for k, v in env.items() if k != "ASYA_GATEWAY_TOKENS"}

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from asya.gateway import jobs_api, openapi, reports
+from asya.gateway import control, jobs_api, openapi, reports
 from asya.gateway.context import open_gateway
 from asya.gateway.settings import GatewaySettings
 from asya.gateway.store import DATABASE_DOWN
@@ -67,6 +67,7 @@ ROUTES = [
     Route("/jobs/{id:path}/progress", reports.progress, methods=["POST"]),
     Route("/jobs/{id:path}/final", reports.final, methods=["POST"]),
     Route("/jobs/{id:path}", jobs_api.get_job, methods=["GET"], name="get_job"),
+    Route("/internal/cancellations", control.cancellations, methods=["GET"]),
 ]
 
 

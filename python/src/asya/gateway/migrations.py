@@ -67,6 +67,34 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX job_events_job_id ON job_events (job_id, id);
         """,
     ),
+    (
+        2,
+        "cancellation feed",
+        # Sidecars poll ``GET /internal/cancellations`` every half second: these partial indexes keep each
+        # poll an index range scan over cancellations only, whatever the size of job_events. ``id`` is the
+        # feed's cursor; ``created_at`` serves the first page (the last hour) and the re-read window that
+        # covers a cancellation committed after a higher id was already read.
+        """
+        CREATE INDEX job_events_cancelled_id ON job_events (id)
+            WHERE kind = 'final' AND data->>'status' = 'cancelled';
+        CREATE INDEX job_events_cancelled_at ON job_events (created_at)
+            WHERE kind = 'final' AND data->>'status' = 'cancelled';
+        """,
+    ),
+    (
+        3,
+        "fan-out children",
+        # The ids a fan-out progress report listed (see parents.py); children that report with a
+        # parent_id are found through jobs_parent. No foreign key on child_id: a child's row appears
+        # only when its first report arrives, which may be long after (or before) this row.
+        """
+        CREATE TABLE job_children (
+            parent_id   text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            child_id    text NOT NULL,
+            PRIMARY KEY (parent_id, child_id)
+        );
+        """,
+    ),
 ]
 
 

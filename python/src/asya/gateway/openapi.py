@@ -137,6 +137,31 @@ def document(version: str) -> dict[str, Any]:
                     "responses": {"200": _json({"type": "object"}, "recorded (or ignored: job ended)"), **_ERRORS},
                 }
             },
+            "/internal/cancellations": {
+                "get": {
+                    "operationId": "cancellations",
+                    "summary": "Internal: ids of jobs cancelled after a cursor (sidecars poll it)",
+                    "security": [{"report": []}],
+                    "parameters": [
+                        {"name": "after", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "cancelled": {"type": "array", "items": {"type": "string"}},
+                                    "cursor": {"type": "string"},
+                                    "more": {"type": "boolean"},
+                                },
+                            },
+                            "a page of cancelled job ids; pass cursor back as after",
+                        ),
+                        **_ERRORS,
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",

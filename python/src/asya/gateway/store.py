@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from asya.gateway import parents
+
 CHANNEL = "asya_job_events"
 
 QUEUED = "queued"
@@ -195,6 +197,8 @@ class JobStore:
         """
         parent_id = report.get("parent_id") if isinstance(report.get("parent_id"), str) else None
         async with self.pool.acquire() as conn, conn.transaction():
+            if parents.children_of(kind, job_id, report):
+                await parents.lock_children(conn, job_id)  # before the row: the lock order parents.py needs
             row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1 FOR UPDATE", job_id)
             if row is None:
                 origin = ORIGIN_INJECTED
@@ -210,10 +214,13 @@ class JobStore:
                 )
                 row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1 FOR UPDATE", job_id)
                 assert row is not None
+            if kind == "progress" and report.get("status") == CANCELLED:
+                return await _dropped(conn, row, job_id, report)
             if row["status"] in TERMINAL:
                 return {"job": job_view(row), "applied": False}
             event_kind, row = await _apply(conn, kind, job_id, report)
             event_id = await _add_event(conn, job_id, event_kind, report)
+            await parents.after_report(conn, kind, row, report, _add_event)
         return {"job": job_view(row), "applied": True, "event_id": event_id}
 
     async def cancel(self, job_id: str) -> dict[str, Any] | None:
@@ -233,6 +240,84 @@ class JobStore:
             await _add_event(conn, job_id, FINAL_EVENT, {"id": job_id, "status": CANCELLED})
         assert row is not None
         return job_view(row)
+
+    async def cancellations(self, after: int | None, limit: int) -> tuple[list[str], int, bool]:
+        """Ids of jobs cancelled after cursor ``after`` (the feed sidecars poll); (ids, new cursor, more).
+
+        The cursor is the id of the ``final`` event that cancelled the job. Event ids are allocated
+        before commit, so a cancellation may become visible after a higher id was already read: every
+        answer also repeats the cancellations of the last ``_FEED_REREAD`` (pollers keep a set, so a
+        repeat costs nothing and a late commit is not skipped). Without ``after`` the feed starts
+        ``_FEED_START`` ago, which is as long as sidecars remember a cancellation.
+        """
+        if after is None:
+            rows = await self.pool.fetch(
+                f"""SELECT id, job_id FROM job_events WHERE {_CANCELLED_EVENT}
+                    AND created_at > now() - interval '{_FEED_START}' ORDER BY id LIMIT $1""",
+                limit,
+            )
+        else:
+            rows = await self.pool.fetch(
+                f"SELECT id, job_id FROM job_events WHERE {_CANCELLED_EVENT} AND id > $1 ORDER BY id LIMIT $2",
+                after,
+                limit,
+            )
+        more = len(rows) >= limit
+        ids = [r["job_id"] for r in rows]
+        if rows:
+            cursor = int(rows[-1]["id"])
+        elif after is not None:
+            cursor = after
+        else:
+            cursor = int(
+                await self.pool.fetchval(f"SELECT coalesce(max(id), 0) FROM job_events WHERE {_CANCELLED_EVENT}")
+            )
+        recent = await self.pool.fetch(
+            f"""SELECT job_id FROM job_events WHERE {_CANCELLED_EVENT}
+                AND created_at > now() - interval '{_FEED_REREAD}' AND id <= $1 LIMIT $2""",
+            cursor,
+            limit,
+        )
+        seen = set(ids)
+        ids += [r["job_id"] for r in recent if r["job_id"] not in seen]
+        return ids, cursor, more
+
+
+_CANCELLED_EVENT = "kind = 'final' AND data->>'status' = 'cancelled'"
+"""The predicate of migration 2's partial indexes, spelled the same so the planner uses them."""
+_FEED_START = "1 hour"
+_FEED_REREAD = "5 seconds"
+
+
+async def _dropped(
+    conn: asyncpg.Connection, row: asyncpg.Record, job_id: str, report: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A sidecar dropped this job's envelope because the job, its parent or an ancestor was cancelled.
+
+    On the cancelled job itself the drop is recorded as a ``dropped`` event after its final one (the
+    status stays; ``progress`` says where the envelope stopped). A job not yet ended (a fan-out child of a
+    cancelled parent) becomes cancelled with it. A job that ended otherwise is left alone.
+    """
+    progress = {k: report.get(k) for k in ("actor", "step", "steps", "status") if k in report}
+    if row["status"] == CANCELLED:
+        row = await conn.fetchrow(
+            "UPDATE jobs SET progress = $2, updated_at = now() WHERE id = $1 RETURNING *", job_id, progress
+        )
+        kind = "dropped"
+    elif row["status"] in TERMINAL:
+        return {"job": job_view(row), "applied": False}
+    else:
+        row = await conn.fetchrow(
+            """UPDATE jobs SET status = $2, progress = $3, updated_at = now(), finished_at = now()
+               WHERE id = $1 RETURNING *""",
+            job_id,
+            CANCELLED,
+            progress,
+        )
+        kind = FINAL_EVENT
+    assert row is not None
+    event_id = await _add_event(conn, job_id, kind, report)
+    return {"job": job_view(row), "applied": True, "event_id": event_id}
 
 
 async def _apply(
