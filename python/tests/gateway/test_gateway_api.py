@@ -139,7 +139,7 @@ async def test_auth_off_lets_anyone_in(gateway_dsn: str, local_transport: Transp
         assert (await c.post("/jobs/x/progress", json={"status": "success"})).status_code == 200
 
 
-async def test_bad_requests_are_422_naming_the_field_and_tools_are_501(gateway: RunningGateway) -> None:
+async def test_bad_requests_are_422_naming_the_field_and_unknown_tools_404(gateway: RunningGateway) -> None:
     cases = [
         ({"route": {"actors": []}, "payload": 1}, "route.actors"),
         ({"route": {"actors": ["Bad_Name"]}, "payload": 1}, "route.actors[0]"),
@@ -156,8 +156,8 @@ async def test_bad_requests_are_422_naming_the_field_and_tools_are_501(gateway: 
             assert r.status_code == 422 and r.json()["field"] == field, (body, r.text)
         r = await c.post("/jobs", content=b"{not json")
         assert r.status_code == 422 and r.json()["field"] == "body"
-        r = await c.post("/jobs", json={"tool": "summarise", "params": {}})
-        assert r.status_code == 501
+        r = await c.post("/jobs", json={"tool": "summarise", "params": {}})  # this gateway has no tools
+        assert r.status_code == 404 and r.json()["field"] == "tool", r.text
         assert (await c.get("/jobs", params={"status": "nope"})).status_code == 422
         assert (await c.get("/jobs", params={"limit": "0"})).status_code == 422
         assert (await c.get("/jobs", params={"cursor": "abc"})).status_code == 422

@@ -1,4 +1,10 @@
-"""The gateway's ASGI app: route table, lifespan, health, OpenAPI.
+"""The gateway's ASGI app: route table, lifespan, health, OpenAPI, and MCP at ``/mcp``.
+
+``ROUTES`` is the REST surface (each one described in ``openapi.py``); the MCP
+endpoint is added beside it in ``create_app``, as a plain ASGI route so that
+``/mcp`` itself (not only ``/mcp/``) reaches the SDK. ``POST /mcp/tools/call``
+is REST and comes first. Tools are loaded before anything starts: a broken
+tool file fails ``create_app``, naming the file and the field.
 
 Job ids may contain ``/`` (injected envelopes carry producers' ids; the
 reporter percent-encodes them, and the server decodes the path before routing),
@@ -18,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from asya.gateway import control, jobs_api, openapi, reports
+from asya.gateway import control, jobs_api, mcp_server, openapi, reports, tools
 from asya.gateway.context import open_gateway
 from asya.gateway.settings import GatewaySettings
 from asya.gateway.store import DATABASE_DOWN
@@ -60,6 +66,7 @@ ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/mcp/tools/call", jobs_api.call_tool, methods=["POST"]),
     Route("/jobs", jobs_api.create_job, methods=["POST"]),
     Route("/jobs", jobs_api.list_jobs, methods=["GET"]),
     Route("/jobs/{id:path}/stream", jobs_api.stream_job, methods=["GET"]),
@@ -71,13 +78,24 @@ ROUTES = [
 ]
 
 
+MCP_PATH = "/mcp"
+
+
 def create_app(settings: GatewaySettings) -> Starlette:
+    tool_set = tools.load(settings.tool_paths)
+    server = mcp_server.create_server(lambda: (app.state.gateway, tool_set), _version())
+    manager = mcp_server.session_manager(server)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_gateway(settings) as gateway:
+        async with open_gateway(settings) as gateway, manager.run():
             app.state.gateway = gateway
             yield
 
-    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={exc: database_down for exc in DATABASE_DOWN})
+    routes = [*ROUTES, Route(MCP_PATH, mcp_server.McpEndpoint(manager), name="mcp")]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={exc: database_down for exc in DATABASE_DOWN})
     app.state.openapi = openapi.document(_version())
+    app.state.tools = tool_set
+    if tool_set:
+        log.info("serving %d tools: %s", len(tool_set), ", ".join(sorted(tool_set)))
     return app

@@ -1,29 +1,29 @@
-"""The client REST endpoints: create, read, list, stream and cancel jobs.
+"""The client REST endpoints: create, read, list, stream and cancel jobs, and call a tool.
 
-``POST /jobs`` takes ``{"route": {"actors": [...], "metadata"?: {...}},
-"payload": ..., "headers"?: {...}}`` and builds the SPEC §2 envelope whose id is
-the new job id. The ``{"tool": ..., "params": ...}`` form answers 501 until tool
-configuration exists (a later step of the gateway issue).
+``POST /jobs`` takes either ``{"route": {"actors": [...], "metadata"?: {...}},
+"payload": ..., "headers"?: {...}}`` or ``{"tool": NAME, "params": {...}}``
+(a tool from the gateway's tool configuration); either may add ``deadline`` or
+``timeout_s``. ``POST /mcp/tools/call`` is the tool form under the path the
+onboarding guide uses, answering with a short receipt. Both go through
+``submit.py``, as MCP ``tools/call`` does.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from asya.contracts import EnvelopeError, TransportError, encode_envelope, queue_name, validate_envelope
+from asya.gateway import submit
 from asya.gateway.auth import Audience, requires
 from asya.gateway.context import Gateway
-from asya.gateway.store import STATUSES, IdempotencyConflict
+from asya.gateway.store import STATUSES
 from asya.gateway.streaming import stream_response
+from asya.gateway.tools import Tool
 
 MAX_LIMIT = 200
-MAX_KEY_LENGTH = 200
 
 
 def invalid(field: str, message: str, status: int = 422) -> JSONResponse:
@@ -34,83 +34,46 @@ def not_found(job_id: str) -> JSONResponse:
     return JSONResponse({"error": "not found", "message": f"no job {job_id!r}"}, 404)
 
 
-def links(request: Request, job_id: str) -> dict[str, str]:
-    base = str(request.url_for("get_job", id=job_id))
-    return {"self": base, "stream": base + "/stream", "cancel": base + "/cancel"}
+def tools_of(request: Request) -> dict[str, Tool]:
+    tools: dict[str, Tool] = request.app.state.tools
+    return tools
 
 
-def build_envelope(body: Any, job_id: str) -> dict[str, Any]:
-    """The first envelope of a job from a ``POST /jobs`` body (``EnvelopeError`` names the bad field)."""
-    if not isinstance(body, dict):
-        raise EnvelopeError("body", "must be a JSON object")
-    unknown = sorted(set(body) - {"route", "payload", "headers"})
-    if unknown:
-        raise EnvelopeError(unknown[0], "unknown field (expected route, payload, headers)")
-    route = body.get("route")
-    if not isinstance(route, dict):
-        raise EnvelopeError("route", "required, must be an object with 'actors'")
-    if "current" in route and route["current"] != 0:
-        raise EnvelopeError("route.current", "a new job starts at step 0")
-    env: dict[str, Any] = {
-        "id": job_id,
-        "route": {**route, "current": 0},
-        "headers": body.get("headers", {}),
-        "payload": body.get("payload"),
-    }
-    if "payload" not in body:
-        raise EnvelopeError("payload", "required (any JSON value, null included)")
-    validate_envelope(env)
-    return env
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (UnicodeDecodeError, ValueError):
+        raise submit.invalid("body", "must be a JSON document") from None
 
 
 @requires(Audience.CLIENT)
 async def create_job(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    key = request.headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
-        return invalid("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
-    raw = await request.body()
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        return invalid("body", "must be a JSON document")
-    if isinstance(body, dict) and "tool" in body:
-        return JSONResponse(
-            {"error": "not implemented", "message": "tools are not configured on this gateway yet; send a route"},
-            501,
-        )
-    job_id = uuid.uuid4().hex
-    try:
-        envelope = build_envelope(body, job_id)
-    except EnvelopeError as exc:
-        return invalid(exc.field, exc.reason)
-    # The same request retried must hash the same: canonical JSON, not the raw bytes.
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    first = envelope["route"]["actors"][0]
-
-    async def publish() -> None:
-        await gw.transport.publish(queue_name(first), encode_envelope(envelope))
-
-    try:
-        job, created = await gw.store.create(
-            envelope, tool=None, idempotency_key=key, request_hash=digest, publish=publish
-        )
-    except IdempotencyConflict as exc:
-        return JSONResponse(
-            {
-                "error": "conflict",
-                "message": "this Idempotency-Key was used with a different request",
-                "job_id": exc.job_id,
-            },
-            409,
-        )
-    except TransportError as exc:
-        gw.log_publish_failure(first, exc)
-        return JSONResponse(
-            {"error": "unavailable", "message": f"could not publish to {queue_name(first)}; nothing was stored"}, 503
-        )
-    job["links"] = links(request, job["id"])
+        body = await _json_body(request)
+        if isinstance(body, dict) and "tool" in body:
+            job_request = submit.from_tool(tools_of(request), body)
+        else:
+            job_request = submit.from_route_body(body)
+        job, created = await submit.submit(gw, job_request, request.headers.get("idempotency-key"))
+    except submit.Rejected as exc:
+        return JSONResponse(exc.body(), exc.status)
+    job["links"] = submit.links(request, job["id"])
     return JSONResponse(job, 201 if created else 200, headers={"Location": job["links"]["self"]})
+
+
+@requires(Audience.CLIENT)
+async def call_tool(request: Request) -> Response:
+    """``POST /mcp/tools/call``: ``{"tool", "params"}`` → 201 with the job id, status and stream URL."""
+    gw: Gateway = request.app.state.gateway
+    try:
+        body = await _json_body(request)
+        job_request = submit.from_tool(tools_of(request), body)
+        job, created = await submit.submit(gw, job_request, request.headers.get("idempotency-key"))
+    except submit.Rejected as exc:
+        return JSONResponse(exc.body(), exc.status)
+    answer = submit.receipt(request, job)
+    return JSONResponse(answer, 201 if created else 200, headers={"Location": answer["status_url"]})
 
 
 @requires(Audience.CLIENT)
@@ -161,5 +124,5 @@ async def cancel_job(request: Request) -> Response:
 def _job_or_404(request: Request, job_id: str, job: dict[str, Any] | None) -> Response:
     if job is None:
         return not_found(job_id)
-    job["links"] = links(request, job_id)
+    job["links"] = submit.links(request, job_id)
     return JSONResponse(job)

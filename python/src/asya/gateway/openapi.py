@@ -43,7 +43,7 @@ def document(version: str) -> dict[str, Any]:
             "/jobs": {
                 "post": {
                     "operationId": "createJob",
-                    "summary": "Create a job from a route and a payload, published to the route's first actor",
+                    "summary": "Create a job from a route and a payload, or from a tool and its arguments",
                     "parameters": [
                         {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}
                     ],
@@ -55,8 +55,9 @@ def document(version: str) -> dict[str, Any]:
                         **_ERRORS,
                         "201": _json(_JOB, "created and published"),
                         "200": _json(_JOB, "the job this Idempotency-Key already created"),
+                        "404": _json(_ERROR, "`tool` requests: no such tool (`field` is `tool`)"),
                         "409": _json(_ERROR, "Idempotency-Key reused with a different body"),
-                        "501": _json(_ERROR, "`tool` requests: tools are not configured yet"),
+                        "422": _json(_ERROR, "invalid request; `field` names the culprit (`params.items[2].text`)"),
                         "503": _json(_ERROR, "the broker did not confirm the publish, or the database is down"),
                     },
                 },
@@ -82,6 +83,30 @@ def document(version: str) -> dict[str, Any]:
                         **_ERRORS,
                     },
                 },
+            },
+            "/mcp/tools/call": {
+                "post": {
+                    "operationId": "callTool",
+                    "summary": "Call a configured tool: creates its job and answers with the job id and stream URL",
+                    "parameters": [
+                        {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ToolCall"}}},
+                    },
+                    "responses": {
+                        **_ERRORS,
+                        "201": _json({"$ref": "#/components/schemas/ToolReceipt"}, "created and published"),
+                        "200": _json({"$ref": "#/components/schemas/ToolReceipt"}, "the job this key already created"),
+                        "404": _json(_ERROR, "no such tool (`field` is `tool`)"),
+                        "409": _json(_ERROR, "Idempotency-Key reused with a different body"),
+                        "422": _json(
+                            _ERROR, "arguments break the tool's schema; `field` is e.g. `params.items[2].text`"
+                        ),
+                        "503": _json(_ERROR, "the broker did not confirm the publish, or the database is down"),
+                    },
+                }
             },
             "/jobs/{id}": {
                 "get": {
@@ -191,10 +216,41 @@ def document(version: str) -> dict[str, Any]:
                     "enum": ["queued", "running", "retrying", "succeeded", "failed", "cancelled"],
                 },
                 "CreateJob": {
+                    "oneOf": [{"$ref": "#/components/schemas/RouteJob"}, {"$ref": "#/components/schemas/ToolCall"}]
+                },
+                "Deadline": {
+                    "description": "absolute deadline of the whole job: RFC 3339 with an offset, or Unix seconds",
+                    "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+                },
+                "ToolCall": {
+                    "type": "object",
+                    "required": ["tool"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "tool": {"type": "string", "minLength": 1},
+                        "params": {"type": "object", "description": "checked against the tool's `parameters` schema"},
+                        "deadline": {"$ref": "#/components/schemas/Deadline"},
+                        "timeout_s": {"type": "number", "exclusiveMinimum": 0, "description": "deadline = now + this"},
+                    },
+                },
+                "ToolReceipt": {
+                    "type": "object",
+                    "properties": {
+                        "job_id": {"type": "string"},
+                        "status": {"$ref": "#/components/schemas/Status"},
+                        "tool": {"type": "string"},
+                        "status_url": {"type": "string"},
+                        "stream_url": {"type": "string"},
+                        "cancel_url": {"type": "string"},
+                    },
+                },
+                "RouteJob": {
                     "type": "object",
                     "required": ["route", "payload"],
                     "additionalProperties": False,
                     "properties": {
+                        "deadline": {"$ref": "#/components/schemas/Deadline"},
+                        "timeout_s": {"type": "number", "exclusiveMinimum": 0, "description": "deadline = now + this"},
                         "route": {
                             "type": "object",
                             "required": ["actors"],
@@ -214,6 +270,7 @@ def document(version: str) -> dict[str, Any]:
                         "parent_id": {"type": ["string", "null"]},
                         "status": {"$ref": "#/components/schemas/Status"},
                         "origin": {"type": "string", "enum": ["gateway", "injected", "fanout"]},
+                        "tool": {"type": ["string", "null"], "description": "the tool that created it, if any"},
                         "route": {},
                         "progress": {},
                         "result": {},

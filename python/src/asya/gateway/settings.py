@@ -18,6 +18,8 @@ Variables:
   ``ASYA_GATEWAY_KEEPALIVE_S`` (SSE comment interval, 15), ``ASYA_GATEWAY_DB_POOL``
   (pool size, 10), ``ASYA_GATEWAY_LISTEN_CHECK_S`` (how often the LISTEN connection
   is probed, 10; a probe slower than half that, at most 5 s, drops it).
+- ``ASYA_GATEWAY_TOOLS``: tool configuration, files or directories of ``*.yaml``
+  separated by ``,`` or ``:`` (see ``tools.py``); unset means no tools.
 
 Only hashes are kept in memory after start, so a settings object printed in a
 traceback or a debugger shows no token.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -86,6 +89,8 @@ class GatewaySettings:
     pool_size: int = 10
     listen_check_s: float = 10.0
     """How often the LISTEN connection is probed with ``SELECT 1`` (a silent death is found within ~1.5x)."""
+    tool_paths: tuple[Path, ...] = ()
+    """Tool YAML files or directories (``ASYA_GATEWAY_TOOLS``), read once at start."""
 
     @property
     def listen_check_timeout_s(self) -> float:
@@ -127,6 +132,9 @@ class GatewaySettings:
                 keepalive_s=max(float(e.get("ASYA_GATEWAY_KEEPALIVE_S", "15")), 0.05),
                 pool_size=max(int(e.get("ASYA_GATEWAY_DB_POOL", "10")), 1),
                 listen_check_s=max(float(e.get("ASYA_GATEWAY_LISTEN_CHECK_S", "10")), 0.1),
+                tool_paths=tuple(
+                    Path(p.strip()) for p in re.split(r"[,:]", e.get("ASYA_GATEWAY_TOOLS", "")) if p.strip()
+                ),
             )
         except ValueError as exc:
             raise SettingsError(f"a numeric ASYA_GATEWAY_* variable is malformed: {exc}") from None
