@@ -28,7 +28,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
-from mcp_types.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND
+from mcp_types.jsonrpc import INTERNAL_ERROR, INVALID_PARAMS
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -82,7 +82,8 @@ def create_server(state: State, version: str) -> Server[Any]:
             job_request = submit.from_tool(tools, body, params_field="arguments")
             job, _created = await submit.submit(gw, job_request, None)
         except submit.Rejected as exc:
-            code = METHOD_NOT_FOUND if exc.status == 404 else INVALID_PARAMS if exc.status == 422 else -32000
+            # the MCP spec answers an unknown tool and bad arguments alike with "invalid params"
+            code = INVALID_PARAMS if exc.status in (404, 422) else INTERNAL_ERROR
             message = f"{exc.field}: {exc.message}" if exc.field else exc.message
             raise MCPError(code, message, data=exc.body()) from None
         request = _request_of(ctx)
@@ -104,22 +105,25 @@ async def _follow(
 ) -> dict[str, Any]:
     """Send a progress notification per job event until the job ends; the job's last state."""
     job_id = receipt["job_id"]
+    # on the request's own stream: MCP ties progress to the request in flight
+    request_id = ctx.request_id
     sent = 0.0
     total: float | None = None
 
     async def notify(progress: float, message: str) -> None:
         nonlocal sent
         sent = progress
-        await ctx.session.send_progress_notification(token, progress, total, message, related_request_id=None)
+        await ctx.session.send_progress_notification(token, progress, total, message, related_request_id=request_id)
 
     await notify(0, f"job {job_id} queued; stream: {receipt['stream_url']}")
     async for kind, data in _events(gw, job_id):
+        if kind == "created":
+            continue  # announced above
         if isinstance(data.get("steps"), int) and data["steps"] > 0:
-            total = float(data["steps"])
+            # one unit per actor, and a last one for the job's end (so the end still moves the bar)
+            total = float(data["steps"] + 1)
         if kind == FINAL_EVENT:
-            done = max(total or 0.0, sent + 1)
-            total = total if total is not None else done
-            await notify(done, f"job {job_id} {data.get('status')}")
+            await notify(max(total or 0.0, sent + 1), f"job {job_id} {data.get('status')}")
             break
         step = data.get("step")
         progress = float(step) + 1 if isinstance(step, int) else sent + 1
