@@ -137,5 +137,8 @@ urlEnv ASYA_TRANSPORT_URL_<NAME>, which the Deployment fills from that same Secr
 {{- $_ := set $cfg "crew" (dict "image" (include "asya.operator.image" (dict "image" .Values.crew.image "root" .))) }}
 {{- with .Values.scaling.behavior }}{{ $_ := set $cfg "scaling" (dict "behavior" .) }}{{ end }}
 {{- with .Values.gatewayUrl }}{{ $_ := set $cfg "gatewayUrl" . }}{{ end }}
+{{- if and .Values.gatewayUrl .Values.gatewayToken.secretName }}
+{{- $_ := set $cfg "gatewayToken" (dict "name" .Values.gatewayToken.secretName "key" .Values.gatewayToken.key) }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}

@@ -19,6 +19,7 @@ def test_transports_are_parsed() -> None:
             },
             "sidecar": {"image": "img:1", "env": [{"name": "A", "value": "1"}]},
             "gatewayUrl": "http://gw",
+            "gatewayToken": {"name": "gw-auth", "key": "report-token"},
         },
         env={"MQ_URL": "amqp://u:p@h/"},
     )
@@ -26,6 +27,7 @@ def test_transports_are_parsed() -> None:
     assert mq.url == "amqp://u:p@h/" and mq.url_secret == config.SecretKeyRef("s", "url") and mq.can_scale
     assert cfg.transports["sqs"].url == "http://e:9324" and cfg.transports["sqs"].pod_identity == "aws"
     assert cfg.sidecar.image == "img:1" and cfg.gateway_url == "http://gw"
+    assert cfg.gateway_token_secret == config.SecretKeyRef("gw-auth", "report-token")
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,7 @@ def test_transports_are_parsed() -> None:
         ({"transports": {"x": {"type": "rabbitmq", "urlEnv": "NOPE"}}}, "NOPE is not set"),
         ({"transports": {"x": {"type": "rabbitmq", "secretRef": {"name": "s"}}}}, "needs 'name' and 'key'"),
         ([1, 2], "must be a mapping"),
+        ({"gatewayUrl": "http://gw", "gatewayToken": {"name": "s"}}, "gatewayToken: needs 'name' and 'key'"),
     ],
 )
 def test_bad_config_names_the_key(raw: object, words: str) -> None:

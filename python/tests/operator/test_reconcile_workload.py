@@ -50,6 +50,22 @@ def test_sidecar_is_injected_with_the_env_contract() -> None:
     assert side["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
 
 
+def test_gateway_report_token_reaches_sidecar_and_crew_by_secret_reference_only() -> None:
+    token = config.SecretKeyRef("asya-gateway-auth", "report-token")
+    cfg = config.OperatorConfig(transports=CFG.transports, gateway_url="http://gw:8080", gateway_token_secret=token)
+    side = containers(workload.render_workload(actor(), RABBIT, cfg))["asya-sidecar"]
+    ref = {"secretKeyRef": {"name": "asya-gateway-auth", "key": "report-token"}}
+    assert env(side)["ASYA_GATEWAY_TOKEN"] == ref
+    b = af.actor_body("happy-end")
+    b["spec"]["workload"]["template"]["spec"]["containers"] = [{"name": "asya-crew", "image": "crew:1"}]
+    b["metadata"].update(namespace="ns", uid="u")
+    crew = containers(workload.render_workload(specs.parse_actor(b), RABBIT, cfg))["asya-crew"]
+    assert env(crew)["ASYA_GATEWAY_TOKEN"] == ref
+    # no gateway, no token: a sidecar never sends a token to a URL nobody configured
+    bare = config.OperatorConfig(transports=CFG.transports, gateway_token_secret=token)
+    assert "ASYA_GATEWAY_TOKEN" not in env(containers(workload.render_workload(actor(), RABBIT, bare))["asya-sidecar"])
+
+
 def test_no_secret_value_ever_reaches_a_manifest() -> None:
     a = actor(scaling={"enabled": True})
     children, _ = reconciling.desired_children(a, RABBIT, CFG, "print('runtime')")

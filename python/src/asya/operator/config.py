@@ -21,6 +21,7 @@ when it changes, so it is read once at startup. Shape::
     scaling:
       behavior: asya-0.1            # HPA behaviour for every ScaledObject: a mapping, asya-0.1, or absent
     gatewayUrl: http://asya-gateway:8080
+    gatewayToken: {name: asya-gateway-auth, key: report-token}   # -> ASYA_GATEWAY_TOKEN (secretKeyRef)
 
 Credentials never appear in rendered manifests: sidecars and KEDA get them through
 ``secretKeyRef``/``secretTargetRef``; a ``url`` with a password in it is refused here.
@@ -129,6 +130,8 @@ class OperatorConfig:
     """Sidecar defaults."""
     gateway_url: str = ""
     """Injected as ASYA_GATEWAY_URL when set."""
+    gateway_token_secret: SecretKeyRef | None = None
+    """The gateway's report token, injected as ASYA_GATEWAY_TOKEN through secretKeyRef (never as a value)."""
     crew_image: str = ""
     """Image for end actors declared with an ``asya-runtime`` container; empty = the sidecar image."""
     scaling_behavior: Mapping[str, Any] | None = None
@@ -203,6 +206,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> OperatorConf
         transports={str(n): _transport(str(n), t, env) for n, t in transports.items()},
         sidecar=sidecar,
         gateway_url=str(raw.get("gatewayUrl", "")),
+        gateway_token_secret=_secret(raw.get("gatewayToken"), "gatewayToken"),
         crew_image=str(crew.get("image", "")),
         scaling_behavior=_behavior(raw.get("scaling") or {}),
     )

@@ -135,6 +135,9 @@ def contract_env(
     ]
     if cfg.gateway_url:
         env.append({"name": "ASYA_GATEWAY_URL", "value": cfg.gateway_url})
+        if cfg.gateway_token_secret is not None:
+            ref = {"name": cfg.gateway_token_secret.name, "key": cfg.gateway_token_secret.key}
+            env.append({"name": "ASYA_GATEWAY_TOKEN", "valueFrom": {"secretKeyRef": ref}})
     return env
 
 
