@@ -7,12 +7,19 @@ a step may take in total (first try included, like ``maxAttempts`` in the CRD
 and botocore's ``max_attempts``); ``x-asya-retry-attempt`` says which attempt
 just failed. The count is per step (``x-asya-retry-step``), so retries spent on
 one actor do not eat the budget of the next.
+
+A job deadline (``x-asya-deadline``) overrides the budget: ``deadline_exceeded``
+is never retried, and a retry that could only start after the deadline is not
+scheduled; both become dead letters with reason ``deadline_exceeded``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import math
 import random
+import time
 from typing import Any
 
 from asya.contracts import headers as h
@@ -125,8 +132,20 @@ def original_envelope(msg: dict[str, Any]) -> Envelope:
     return env
 
 
-def decide(msg: dict[str, Any], settings: RetrySettings, rng: random.Random | None = None) -> Decision:
-    """Retry or dead-letter the error message ``msg`` (SPEC section 5 shape)."""
+def job_deadline(hdrs: dict[str, Any]) -> float | None:
+    """The ``x-asya-deadline`` header as Unix seconds; None when absent or unreadable (then it cannot bind)."""
+    value = _float(hdrs.get(h.DEADLINE), math.nan)
+    return value if math.isfinite(value) else None
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def decide(
+    msg: dict[str, Any], settings: RetrySettings, rng: random.Random | None = None, now: float | None = None
+) -> Decision:
+    """Retry or dead-letter the error message ``msg`` (SPEC section 5 shape); ``now`` is Unix time (tests)."""
     rng = rng or random.Random()
     actor = failing_actor(msg)
     payload = msg.get("payload")
@@ -136,6 +155,10 @@ def decide(msg: dict[str, Any], settings: RetrySettings, rng: random.Random | No
     details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
     assert isinstance(details, dict)
     exc_type = str(details.get("type") or "")
+    if code == ErrorCode.DEADLINE_EXCEEDED.value:
+        # the job's time is up: another attempt could only run late, whatever budget is left
+        why = str(details.get("message") or f"{code}: the job deadline passed")
+        return DeadLetter(actor, DlqReason.DEADLINE_EXCEEDED, why)
     if code == ErrorCode.CONNECTION_ERROR.value:
         # the sidecar requeues connection errors itself and only sends one here after
         # ASYA_MAX_DELIVERIES deliveries: the handler kills its process every time
@@ -176,6 +199,16 @@ def decide(msg: dict[str, Any], settings: RetrySettings, rng: random.Random | No
         settings.jitter,
         rng,
     )
+    deadline = job_deadline(hdrs)
+    if deadline is not None:
+        start = (time.time() if now is None else now) + delay
+        if start > deadline:
+            return DeadLetter(
+                actor,
+                DlqReason.DEADLINE_EXCEEDED,
+                f"{code} on attempt {failed_attempt} of {budget} at actor {actor!r}; a retry would start at "
+                f"{_iso(start)}, after the job deadline {_iso(deadline)} ({h.DEADLINE}), so it was not scheduled",
+            )
     hdrs[h.RETRY_ATTEMPT] = failed_attempt + 1
     hdrs[h.RETRY_MAX] = budget
     hdrs[h.RETRY_STEP] = step

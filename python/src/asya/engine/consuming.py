@@ -38,6 +38,7 @@ from typing import Protocol
 from asya import storage, transports
 from asya.contracts import DlqReason, ErrorCode, InfrastructureError, PermanentError, queue_name
 from asya.engine import failures, serving
+from asya.engine.cancellation import CancellationWatch
 from asya.engine.metrics import Metrics
 from asya.engine.reporting import Reporter
 from asya.engine.settings import EngineSettings
@@ -102,7 +103,20 @@ class Engine:
             storage.create_store(settings.storage_url, settings.s3) if settings.storage_url else None
         )
         self.metrics = Metrics(settings.actor)
-        self.reporter = Reporter(settings.gateway_url)
+        self.reporter = Reporter(
+            settings.gateway_url,
+            token=settings.gateway_token or None,
+            metrics=self.metrics,
+            retry_for_s=settings.report_retry_s,
+        )
+        self.cancellations = CancellationWatch(
+            settings.gateway_url,
+            token=settings.gateway_token,
+            metrics=self.metrics,
+            interval_s=settings.cancel_poll_s,
+            ttl_s=settings.cancel_ttl_s,
+        )
+        """Cancelled jobs known from the gateway; started by the processors that drop them (the sidecar)."""
         self.stopping = asyncio.Event()
         """Set when shutdown began: processors cut their waits short."""
         self.inflight: dict[asyncio.Task[None], Delivery] = {}
@@ -159,6 +173,7 @@ class Engine:
             if failure is not None:
                 raise failure  # the transport failed for good: surface it
         finally:
+            await self.cancellations.stop()
             await self.reporter.stop()
             if http is not None:
                 await http.cleanup()

@@ -45,6 +45,12 @@ class Metrics:
         self.processed = self.bound(Counter, names.SIDECAR_MESSAGES_PROCESSED, "outcome")
         self.inflight = self.bound(Gauge, names.SIDECAR_INFLIGHT).labels()
         self.hop_seconds = self.bound(Histogram, names.SIDECAR_HOP_SECONDS, buckets=LATENCY_BUCKETS).labels()
+        # gateway reports (asya.engine.reporting): labels are kinds and reasons, never job ids
+        self.reports_sent = self.bound(Counter, names.REPORTS_SENT, "kind")
+        self.reports_retried = self.bound(Counter, names.REPORTS_RETRIED, "kind")
+        self.reports_dropped = self.bound(Counter, names.REPORTS_DROPPED, "kind", "reason")
+        # envelopes of cancelled jobs (asya.sidecar): by stage only, job ids are unbounded
+        self.cancelled_dropped = self.bound(Counter, names.SIDECAR_CANCELLED_DROPPED, "stage")
 
     def bound(self, kind: type[Any], name: str, *labels: str, **kw: Any) -> Bound:
         """A collector whose ``actor`` label is this process's actor."""

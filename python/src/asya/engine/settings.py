@@ -49,7 +49,15 @@ class EngineSettings:
     http_port: int = 0
     """Port of that server; 0 disables it."""
     gateway_url: str = ""
-    """Gateway base URL for progress and final reports; empty disables reporting."""
+    """Gateway base URL for progress and final reports and the cancellation feed; empty disables all three."""
+    gateway_token: str = dataclasses.field(default="", repr=False)
+    """Bearer token for the gateway's internal endpoints (``ASYA_GATEWAY_TOKEN``); never printed."""
+    cancel_poll_s: float = 0.5
+    """How often the cancellation feed is polled (seconds): the bound on cancel-to-drop latency."""
+    cancel_ttl_s: float = 3600.0
+    """How long a cancelled job id is remembered (seconds); bounds the set's memory."""
+    report_retry_s: float = 60.0
+    """How long a report the gateway did not take is retried in the background before it is dropped (seconds)."""
     storage_url: str = ""
     """Object store (``file:///dir`` or ``s3://bucket/prefix``); empty means none."""
     s3: S3Settings = dataclasses.field(default_factory=S3Settings)
@@ -79,6 +87,10 @@ class EngineSettings:
             http_host=e.get("ASYA_HTTP_HOST", "0.0.0.0"),
             http_port=int(port) if port else http_port,
             gateway_url=e.get("ASYA_GATEWAY_URL", "").rstrip("/"),
+            gateway_token=e.get("ASYA_GATEWAY_TOKEN", ""),
+            cancel_poll_s=max(float(e.get("ASYA_CANCEL_POLL_S", "0.5")), 0.05),
+            cancel_ttl_s=max(float(e.get("ASYA_CANCEL_TTL_S", "3600")), 1.0),
+            report_retry_s=max(float(e.get("ASYA_REPORT_RETRY_S", "60")), 0.0),
             storage_url=e.get("ASYA_STORAGE_URL", ""),
             s3=S3Settings.from_env(e),
             happy_end=validate_actor_name(e.get("ASYA_HAPPY_END_ACTOR", HAPPY_END), "ASYA_HAPPY_END_ACTOR"),

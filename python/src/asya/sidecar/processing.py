@@ -8,13 +8,14 @@ acknowledging (``asya/engine/consuming.py``). Every branch here ends in a
 defined place: the next actor's queue, happy-end, error-end, or back to the
 broker (runtime gone; bounded by the delivery limit). A publish that fails
 raises, the engine gives the input back and the broker redelivers it, so
-outputs may be sent twice (at-least-once), never zero times.
+outputs may be sent twice (at-least-once), never zero times. An envelope of a
+cancelled job is dropped (``engine.cancellation``); the job deadline bounds the call
+(``deadlines``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -31,8 +32,10 @@ from asya.contracts import (
 )
 from asya.contracts.envelope import Envelope
 from asya.engine import Failure, Verdict, failures
-from asya.sidecar import publishing, routing
+from asya.engine.cancellation import CancellationWatch
+from asya.sidecar import deadlines, outcomes, publishing, routing
 from asya.sidecar.observability import SidecarMetrics
+from asya.sidecar.outcomes import Outcome, RuntimeGate
 from asya.sidecar.runtime_client import Lease, RuntimeClient, RuntimeConnectionError
 from asya.sidecar.settings import SidecarSettings
 from asya.storage import claimcheck
@@ -45,48 +48,6 @@ log = logging.getLogger("asya.sidecar")
 
 _PUBLISH_WINDOW = 64
 """Outputs of one envelope awaiting broker confirms at once (fan-out of thousands stays bounded)."""
-
-
-class Outcome(str, enum.Enum):
-    """How one delivery ended; the ``outcome`` label of the processed-messages metric."""
-
-    SUCCESS = "success"
-    """Outputs published to the next queue(s) or happy-end."""
-    ENDED_EARLY = "ended_early"
-    """The handler returned nothing: the input went to happy-end."""
-    ERROR = "error"
-    """The envelope went to error-end (bad input, handler error, timeout)."""
-    REQUEUED = "requeued"
-    """The runtime was unreachable: the input goes back to the broker."""
-
-
-class RuntimeGate:
-    """Open while the runtime answers; closed from a connection failure until it is back."""
-
-    def __init__(self, runtime: RuntimeClient) -> None:
-        self._runtime = runtime
-        self._open = asyncio.Event()
-        self._open.set()
-        self._watcher: asyncio.Task[None] | None = None
-
-    async def wait(self) -> None:
-        await self._open.wait()
-
-    def close(self) -> None:
-        if self._open.is_set():
-            self._open.clear()
-            self._watcher = asyncio.create_task(self._reopen())
-
-    async def _reopen(self) -> None:
-        self._runtime.reset()
-        while True:
-            try:
-                await self._runtime.wait_ready(timeout_s=3600)
-                break
-            except TimeoutError:
-                log.error("runtime still unreachable after an hour; holding envelopes")
-        log.info("runtime reachable again")
-        self._open.set()
 
 
 class RuntimeProcessor:
@@ -104,6 +65,7 @@ class RuntimeProcessor:
         self.gate = RuntimeGate(self.runtime)
         self.abandoned_calls = 0
         self.engine: Engine | None = None
+        self.cancellations = CancellationWatch(None)  # the engine's, from start(); this one knows nothing
 
     # --- engine hooks ---
 
@@ -112,6 +74,9 @@ class RuntimeProcessor:
         self.metrics = SidecarMetrics(engine.metrics)
         self.reporter = engine.reporter
         self.store = engine.store
+        self.cancellations = engine.cancellations
+        self.cancellations.start()
+        self.dropped = engine.metrics.cancelled_dropped
         self.publisher = publishing.Publisher(
             engine.transport, self.metrics, self.store, self.settings.claim_check_bytes
         )
@@ -142,8 +107,22 @@ class RuntimeProcessor:
         self.metrics.abandoned.set(self.abandoned_calls)
         if outcome is Outcome.REQUEUED:
             return Verdict.GIVE_BACK
+        stage = outcomes.DROP_STAGE.get(outcome)
+        if stage is not None:
+            self._report_drop(env, stage, sent)
+            return Verdict.ACK
         self.reporter.progress(env, self.actor, outcome.value, sent=len(sent), outputs=sent)
         return Verdict.ACK
+
+    def _report_drop(self, env: Envelope, stage: str, sent: list[str]) -> None:
+        job = self.cancellations.cancelled(env) or env.get("id")
+        self.dropped.labels(stage=stage).inc()
+        message = outcomes.drop_message(job, env.get("id"), self.actor, stage)
+        log.info("%s", message)
+        status = ErrorCode.CANCELLED.value
+        self.reporter.progress(
+            env, self.actor, status, stage=stage, job=job, message=message, sent=len(sent), outputs=sent
+        )
 
     async def give_up(self, delivery: Delivery, failure: Failure) -> None:
         record = failures.record_for(delivery.body, self.actor, failure)
@@ -178,6 +157,8 @@ class RuntimeProcessor:
             wrapped["payload"]["details"]["actor"] = self.actor
             await self.publisher.send(self.settings.engine.error_end, wrapped)
             return Outcome.ERROR, wrapped
+        if self.cancellations.cancelled(env):
+            return Outcome.CANCELLED, env  # acked: the runtime never sees it, nothing goes on
         if current_actor(env) != self.actor:
             await self._fail(env, ErrorCode.MSG_PARSING_ERROR.value, routing.route_mismatch_details(env, self.actor))
             return Outcome.ERROR, env
@@ -185,6 +166,14 @@ class RuntimeProcessor:
             details = routing.hop_budget_details(env, self.actor, self.settings.max_hops)
             log.warning("envelope %s spent its hop budget at %s: error-end", env["id"], self.actor)
             await self._fail(env, ErrorCode.PROCESSING_ERROR.value, details)
+            return Outcome.ERROR, env
+        try:
+            deadline = deadlines.of(env)
+        except EnvelopeError as exc:
+            await self._fail(env, ErrorCode.MSG_PARSING_ERROR.value, deadlines.bad_header_details(exc))
+            return Outcome.ERROR, env
+        if deadline is not None and time.time() >= deadline:
+            await self._deadline_exceeded(env, deadline, called=False)
             return Outcome.ERROR, env
         body = delivery.body
         if claimcheck.reference(env.get("payload")) is not None:
@@ -203,12 +192,26 @@ class RuntimeProcessor:
                 )
                 return Outcome.ERROR, env
             body = encode_envelope(env)  # the runtime gets the whole payload; handlers never see references
-        return await self._run(env, delivery, body), env
+        return await self._run(env, delivery, body, deadline), env
 
-    async def _run(self, env: Envelope, delivery: Delivery, body: bytes) -> Outcome:
+    async def _deadline_exceeded(self, env: Envelope, deadline: float, *, called: bool) -> None:
+        details = deadlines.exceeded_details(
+            env, self.actor, deadline, time.time(), called=called, timeout_s=self.settings.processing_timeout_s
+        )
+        log.warning("envelope %s: %s", env["id"], details["message"])
+        self.metrics.runtime_errors.labels(code=ErrorCode.DEADLINE_EXCEEDED.value).inc()
+        await self._fail(env, ErrorCode.DEADLINE_EXCEEDED.value, details)
+
+    async def _run(self, env: Envelope, delivery: Delivery, body: bytes, job_deadline: float | None) -> Outcome:
         await self.gate.wait()
         try:
-            return await self._call(env, body)
+            return await self._call(env, body, job_deadline)
+        except _DeadlineReached as reached:
+            if reached.called:
+                self.abandoned_calls += 1
+            assert job_deadline is not None
+            await self._deadline_exceeded(env, job_deadline, called=reached.called)
+            return Outcome.ERROR
         except _ConnectTimeout:
             self.metrics.runtime_errors.labels(code=ErrorCode.TIMEOUT_ERROR.value).inc()
             message = (
@@ -231,7 +234,7 @@ class RuntimeProcessor:
             self.gate.close()
             return await self._runtime_lost(env, delivery, exc)
 
-    async def _call(self, env: Envelope, body: bytes) -> Outcome:
+    async def _call(self, env: Envelope, body: bytes, job_deadline: float | None) -> Outcome:
         """Stream the runtime's items to their queues; the first item waits for a second to know if it fans out.
 
         The processing timeout bounds connecting and the wait for the runtime's items (the handler), not
@@ -240,13 +243,18 @@ class RuntimeProcessor:
         """
         lease = await self.runtime.reserve()  # a 0.1.x runtime takes one call at a time: queue here, off the clock
         try:
-            return await self._call_leased(env, body, lease)
+            return await self._call_leased(env, body, lease, job_deadline)
         finally:
             lease.release()
 
-    async def _call_leased(self, env: Envelope, body: bytes, lease: Lease) -> Outcome:
+    async def _call_leased(self, env: Envelope, body: bytes, lease: Lease, job_deadline: float | None) -> Outcome:
         started = time.perf_counter()
-        deadline = asyncio.get_running_loop().time() + self.settings.processing_timeout_s
+        limit = self.settings.processing_timeout_s
+        by_job = job_deadline is not None and job_deadline - time.time() < limit
+        if by_job:
+            assert job_deadline is not None
+            limit = max(job_deadline - time.time(), 0.0)  # past already (a long wait for a slot): fires at once
+        deadline = asyncio.get_running_loop().time() + limit
         # One timeout for connecting and for every wait on the runtime (one timer per call, not
         # one per item: this is the hot path). It is paused while an output is published, which
         # the transport bounds on its own.
@@ -260,9 +268,13 @@ class RuntimeProcessor:
         conn = None
         items: AsyncGenerator[dict[str, Any], None] | None = None
         exchanged = False  # once started, the exchange gives the connection back itself
+        dropped = False  # the job was cancelled while the handler ran: publish nothing more
 
         async def emit(item: dict[str, Any], i: int, many: bool) -> None:
-            nonlocal window
+            nonlocal window, dropped
+            if dropped or self.cancellations.cancelled(env):
+                dropped = True
+                return
             out = routing.output_envelope(env, item, i, many)
             dest = self._destination(out)
             if not many:  # the common 1:1 hop: no task, just wait for the confirm
@@ -308,6 +320,8 @@ class RuntimeProcessor:
         except TimeoutError:
             if not clock.expired():
                 raise  # not ours: a transport's own bound, broker trouble
+            if by_job:
+                raise _DeadlineReached(called=conn is not None) from None
             raise (_HandlerTimeout if conn is not None else _ConnectTimeout) from None
         except EnvelopeError as exc:  # the handler produced an envelope that breaks the contract
             error = {
@@ -328,6 +342,8 @@ class RuntimeProcessor:
                 self.runtime.finish(conn)
             self.metrics.processing_seconds.observe(time.perf_counter() - started)
 
+        if dropped or self.cancellations.cancelled(env):
+            return Outcome.CANCELLED_AFTER_CALL  # its error or its happy-end copy would outlive the cancel too
         if error is not None:
             code = str(error.get("error") or ErrorCode.PROCESSING_ERROR.value)
             self.metrics.runtime_errors.labels(code=code).inc()
@@ -365,6 +381,14 @@ class RuntimeProcessor:
 
 class _ConnectTimeout(Exception):
     """The runtime accepted no connection within the processing timeout (internal signal)."""
+
+
+class _DeadlineReached(Exception):
+    """The job deadline, not the actor's timeout, cut the call short (internal signal)."""
+
+    def __init__(self, called: bool) -> None:
+        super().__init__()
+        self.called = called
 
 
 class _HandlerTimeout(Exception):
