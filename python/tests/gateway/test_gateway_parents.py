@@ -76,15 +76,17 @@ async def test_the_parent_succeeds_when_its_last_child_ends_and_streams_the_coun
 async def test_a_failed_child_fails_the_parent_naming_it(gateway: RunningGateway) -> None:
     async with gateway.client() as c, gateway.reporter() as r:
         parent = await create(c)
-        kids = [f"{parent}.{i}" for i in range(2)]
+        kids = [f"{parent}.{i}" for i in range(3)]
         await post(r, "progress", parent, fanned(parent, kids))
         await post(r, "final", kids[1], final(kids[1], parent, "failed"))
-        assert (await c.get(f"/jobs/{parent}")).json()["status"] == "running"  # one child still runs
+        assert (await c.get(f"/jobs/{parent}")).json()["status"] == "running"  # two children still run
         await post(r, "final", kids[0], final(kids[0], parent))
+        await post(r, "progress", kids[2], {**progress_report(kids[2], "work", 1, 2), "parent_id": parent})
+        assert (await c.post(f"/jobs/{kids[2]}/cancel")).json()["status"] == "cancelled"  # ends it too
         job = (await c.get(f"/jobs/{parent}")).json()
         assert job["status"] == "failed" and job["result"] is None
-        assert job["error"]["reason"] == "children_failed" and job["error"]["children"] == [kids[1]]
-        assert "1 of 2" in job["error"]["message"]
+        assert job["error"]["reason"] == "children_failed" and job["error"]["children"] == kids[1:]
+        assert "2 of 3" in job["error"]["message"]
 
 
 async def test_nested_fanout_completes_bottom_up(gateway: RunningGateway) -> None:

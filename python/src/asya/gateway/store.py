@@ -237,8 +237,9 @@ class JobStore:
                 job_id,
                 CANCELLED,
             )
+            assert row is not None
             await _add_event(conn, job_id, FINAL_EVENT, {"id": job_id, "status": CANCELLED})
-        assert row is not None
+            await parents.ended(conn, row, _add_event)  # a cancelled child counts at its parent
         return job_view(row)
 
     async def cancellations(self, after: int | None, limit: int) -> tuple[list[str], int, bool]:
@@ -317,6 +318,8 @@ async def _dropped(
         kind = FINAL_EVENT
     assert row is not None
     event_id = await _add_event(conn, job_id, kind, report)
+    if kind == FINAL_EVENT:
+        await parents.ended(conn, row, _add_event)
     return {"job": job_view(row), "applied": True, "event_id": event_id}
 
 
