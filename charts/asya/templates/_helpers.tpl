@@ -62,6 +62,22 @@ cannot work, with the value to change.
 {{- if and $g.externalS3.accessKeyId (not $g.s3.secretName) }}
 {{- fail "global.externalS3 keys are set but global.s3.secretName is empty: name the Secret this chart should store them in" }}
 {{- end }}
+{{- $evalDB := and .Values.postgresql.enabled (not $g.externalDatabase.enabled) }}
+{{- if and $g.externalDatabase.url (not $g.externalDatabase.enabled) }}
+{{- fail "global.externalDatabase.url is set but global.externalDatabase.enabled is false: enable it or drop the DSN" }}
+{{- end }}
+{{- if and .Values.gateway.enabled (not $evalDB) (not $g.externalDatabase.enabled) }}
+{{- fail "the gateway stores jobs in PostgreSQL but none is configured: set postgresql.enabled=true (evaluation) or global.externalDatabase.enabled=true" }}
+{{- end }}
+{{- if and (or $evalDB $g.externalDatabase.enabled) (not $g.database.secretName) }}
+{{- fail "global.database.secretName is empty: name the Secret with the gateway's DSN (the evaluation postgresql or global.externalDatabase.url creates it under that name)" }}
+{{- end }}
+{{- if and .Values.gateway.enabled .Values.operator.enabled (not .Values.operator.gatewayUrl) }}
+{{- fail (printf "the gateway is installed but operator.gatewayUrl is empty, so no actor would report progress: set it to http://%s:8080" (.Values.gateway.fullnameOverride | default "asya-gateway")) }}
+{{- end }}
+{{- if and (not .Values.gateway.enabled) (eq (.Values.operator.gatewayUrl | default "") (printf "http://%s:8080" (.Values.gateway.fullnameOverride | default "asya-gateway"))) }}
+{{- fail (printf "gateway.enabled is false but operator.gatewayUrl still points at this release's gateway %s: set operator.gatewayUrl to your gateway, or empty for no progress reports" .Values.operator.gatewayUrl) }}
+{{- end }}
 {{- if and (or .Values.externalSqs.accessKeyId .Values.externalSqs.secretAccessKey) (not (and .Values.externalSqs.accessKeyId .Values.externalSqs.secretAccessKey)) }}
 {{- fail "externalSqs needs both accessKeyId and secretAccessKey, or neither" }}
 {{- end }}
