@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import mcp_types as types
 import pytest
 from gateway_helpers import CLIENT_TOKEN, REPORT_TOKEN, RunningGateway, running_gateway, settings, stream, until
 from mcp.client import Client
@@ -40,6 +41,35 @@ async def mcp_client(gw: RunningGateway, mode: str = "legacy", token: str = CLIE
         Client(streamable_http_client(gw.url + "/mcp", http_client=http), mode=mode) as client,
     ):
         yield client
+
+
+async def call_as_task(client: Client, name: str, arguments: dict[str, Any]) -> types.CreateTaskResult:
+    """A task-augmented ``tools/call`` (2025-11-25).
+
+    The SDK's ``call_tool``/``send_request`` check a ``tools/call`` answer as a
+    plain ``CallToolResult`` (SDK 2.3 has no client-side task support), so this
+    one request goes through the session's own dispatcher, over the same
+    Streamable HTTP connection, and the answer is checked as a ``CreateTaskResult``.
+    """
+    params = types.CallToolRequestParams(name=name, arguments=arguments, task=types.TaskMetadata(ttl=60_000))
+    wire = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+    raw = await client.session._dispatcher.send_raw_request("tools/call", wire, {})
+    return types.CreateTaskResult.model_validate(raw, by_name=False)
+
+
+async def get_task(client: Client, task_id: str) -> types.GetTaskResult:
+    request = types.GetTaskRequest(params=types.GetTaskRequestParams(task_id=task_id))
+    return await client.session.send_request(request, types.GetTaskResult)
+
+
+async def cancel_task(client: Client, task_id: str) -> types.CancelTaskResult:
+    request = types.CancelTaskRequest(params=types.CancelTaskRequestParams(task_id=task_id))
+    return await client.session.send_request(request, types.CancelTaskResult)
+
+
+async def task_result(client: Client, task_id: str, timeout: float = 60) -> types.CallToolResult:
+    request = types.GetTaskPayloadRequest(params=types.GetTaskPayloadRequestParams(task_id=task_id))
+    return await client.session.send_request(request, types.CallToolResult, request_read_timeout_seconds=timeout)
 
 
 @pytest.fixture
@@ -113,6 +143,39 @@ async def test_a_client_that_gives_up_ends_the_wait_and_the_job_runs_on(
     async with text_gateway.client() as c:
         [job] = (await c.get("/jobs")).json()["jobs"]
     assert job["status"] == "queued", "the job itself is not cancelled by a client going away"
+
+
+async def test_tasks_are_advertised_and_a_task_is_its_job_cancelled_through_tasks_cancel(
+    text_gateway: RunningGateway,
+) -> None:
+    args = {"doc": "d", "items": [{"text": "x"}]}
+    async with mcp_client(text_gateway, "legacy") as client:
+        caps = client.server_capabilities.tasks
+        assert caps is not None and caps.requests is not None and caps.requests.tools is not None
+        assert caps.cancel is not None
+        [tool] = (await client.list_tools()).tools
+        assert tool.execution is not None and tool.execution.task_support == "optional"
+        created = (await call_as_task(client, "classify_text", args)).task
+        assert created.status == "working" and created.poll_interval
+        assert (await get_task(client, created.task_id)).status == "working"  # nothing consumes `normalize`
+        cancelled = await cancel_task(client, created.task_id)
+        assert cancelled.status == "cancelled"
+        result = await task_result(client, created.task_id)
+        assert result.is_error and result.structured_content["status"] == "cancelled"
+        assert result.meta == {"io.modelcontextprotocol/related-task": {"taskId": created.task_id}}
+        with pytest.raises(MCPError) as err:
+            await cancel_task(client, created.task_id)
+        assert err.value.code == INVALID_PARAMS and "already cancelled" in err.value.message
+        with pytest.raises(MCPError) as err:
+            await get_task(client, "no-such-task")
+        assert err.value.code == INVALID_PARAMS and err.value.message.startswith("taskId:")
+        with pytest.raises(MCPError) as err:
+            await call_as_task(client, "classify_text", {"doc": "d", "items": [{}]})
+        assert err.value.code == INVALID_PARAMS and err.value.data["field"] == "arguments.items[0].text"
+    async with text_gateway.client() as c:
+        job = (await c.get(f"/jobs/{created.task_id}")).json()
+        assert job["status"] == "cancelled" and job["tool"] == "classify_text" and job["payload"] == args
+        assert len((await c.get("/jobs")).json()["jobs"]) == 1, "the refused task call stored nothing"
 
 
 async def test_mcp_needs_a_client_token(text_gateway: RunningGateway) -> None:
@@ -235,3 +298,10 @@ async def test_an_mcp_tool_call_runs_through_real_actors_with_progress_to_its_re
         async with gw.client() as c:
             job = (await c.get(f"/jobs/{answer['job_id']}")).json()
         assert job["tool"] == "add_twice" and job["status"] == "succeeded"
+
+        if mode == "legacy":  # tasks exist on the 2025-11-25 wire only
+            async with mcp_client(gw, mode) as client:
+                task = (await call_as_task(client, "add_twice", {"n": 100})).task
+                polled = await task_result(client, task.task_id)  # blocks until the job has ended
+                assert (await get_task(client, task.task_id)).status == "completed"
+            assert not polled.is_error and polled.structured_content["result"] == {"n": 102, "trail": [first, second]}

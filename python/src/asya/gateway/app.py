@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from asya.gateway import control, jobs_api, mcp_server, openapi, reports, tools
-from asya.gateway.context import open_gateway
+from asya.gateway import control, jobs_api, mcp_server, mcp_tasks, openapi, reports, tools
+from asya.gateway.context import Gateway, open_gateway
 from asya.gateway.settings import GatewaySettings
 from asya.gateway.store import DATABASE_DOWN
 
@@ -83,7 +83,12 @@ MCP_PATH = "/mcp"
 
 def create_app(settings: GatewaySettings) -> Starlette:
     tool_set = tools.load(settings.tool_paths)
-    server = mcp_server.create_server(lambda: (app.state.gateway, tool_set), _version())
+
+    def state() -> tuple[Gateway, dict[str, tools.Tool]]:
+        return app.state.gateway, tool_set
+
+    server = mcp_server.create_server(state, _version())
+    mcp_tasks.install(server, state)
     manager = mcp_server.session_manager(server)
 
     @contextlib.asynccontextmanager

@@ -47,7 +47,7 @@ State = Callable[[], tuple[Gateway, Mapping[str, Tool]]]
 """Gives the handlers the running gateway and the tools (set in the app's lifespan)."""
 
 
-def _request_of(ctx: ServerRequestContext[Any, Any]) -> Request | None:
+def request_of(ctx: ServerRequestContext[Any, Any]) -> Request | None:
     return ctx.request if isinstance(ctx.request, Request) else None
 
 
@@ -68,7 +68,13 @@ def create_server(state: State, version: str) -> Server[Any]:
         _, tools = state()
         return types.ListToolsResult(
             tools=[
-                types.Tool(name=t.name, description=t.description, input_schema=dict(t.parameters))
+                types.Tool(
+                    name=t.name,
+                    description=t.description,
+                    input_schema=dict(t.parameters),
+                    # 2025-11-25 tasks (mcp_tasks.py); the 2026 wire drops the field
+                    execution=types.ToolExecution(task_support="optional"),
+                )
                 for t in tools.values()
             ]
         )
@@ -77,36 +83,64 @@ def create_server(state: State, version: str) -> Server[Any]:
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         gw, tools = state()
-        body = {"tool": params.name, "arguments": params.arguments or {}}
-        try:
-            job_request = submit.from_tool(tools, body, params_field="arguments")
-            job, _created = await submit.submit(gw, job_request, None)
-        except submit.Rejected as exc:
-            # the MCP spec answers an unknown tool and bad arguments alike with "invalid params"
-            code = INVALID_PARAMS if exc.status in (404, 422) else INTERNAL_ERROR
-            message = f"{exc.field}: {exc.message}" if exc.field else exc.message
-            raise MCPError(code, message, data=exc.body()) from None
-        request = _request_of(ctx)
-        receipt = submit.receipt(request, job)
+        receipt = await create_job(gw, tools, params.name, params.arguments, request_of(ctx))
         token = _progress_token(ctx)
         if token is None:
             return types.CallToolResult(content=_text(receipt), structured_content=receipt)
-        final = await _follow(gw, ctx, token, receipt)
-        answer = {**receipt, **final}
-        return types.CallToolResult(
-            content=_text(answer), structured_content=answer, is_error=answer["status"] != "succeeded"
-        )
+        return tool_result(receipt, await _follow(gw, ctx, token, receipt))
 
     return Server(SERVER_NAME, version=version, on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def create_job(
+    gw: Gateway, tools: Mapping[str, Tool], name: str, arguments: object, request: Request | None
+) -> dict[str, Any]:
+    """The job of one tool call, through ``submit.py``; its receipt. Refusals are JSON-RPC errors naming the field."""
+    body = {"tool": name, "arguments": {} if arguments is None else arguments}
+    try:
+        job_request = submit.from_tool(tools, body, params_field="arguments")
+        job, _created = await submit.submit(gw, job_request, None)
+    except submit.Rejected as exc:
+        # the MCP spec answers an unknown tool and bad arguments alike with "invalid params"
+        code = INVALID_PARAMS if exc.status in (404, 422) else INTERNAL_ERROR
+        message = f"{exc.field}: {exc.message}" if exc.field else exc.message
+        raise MCPError(code, message, data=exc.body()) from None
+    return submit.receipt(request, job)
+
+
+def tool_result(receipt: Mapping[str, Any], final: Mapping[str, Any]) -> types.CallToolResult:
+    """What a tool call that waited for its job answers: the receipt with the job's outcome."""
+    answer = {**receipt, **final}
+    return types.CallToolResult(
+        content=_text(answer), structured_content=answer, is_error=answer["status"] != "succeeded"
+    )
+
+
+async def outcome(gw: Gateway, job_id: str) -> dict[str, Any]:
+    """Status, result and error of a job that has ended."""
+    job = await gw.store.get(job_id)
+    assert job is not None
+    out: dict[str, Any] = {"status": job["status"], "result": job["result"]}
+    if job["error"] is not None:
+        out["error"] = job["error"]
+    return out
+
+
+async def wait_end(gw: Gateway, job_id: str) -> dict[str, Any]:
+    """Wait (on the job's events) until it has ended; its outcome."""
+    async for kind, _data in events(gw, job_id):
+        if kind == FINAL_EVENT:
+            break
+    return await outcome(gw, job_id)
 
 
 async def _follow(
     gw: Gateway, ctx: ServerRequestContext[Any, Any], token: str | int, receipt: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Send a progress notification per job event until the job ends; the job's last state."""
+    """Send a progress notification per job event until the job ends; the job's outcome."""
     job_id = receipt["job_id"]
     # on the request's own stream: MCP ties progress to the request in flight
-    request_id = ctx.request_id
+    request_id = None if ctx.request_id is None else str(ctx.request_id)
     sent = 0.0
     total: float | None = None
 
@@ -116,7 +150,7 @@ async def _follow(
         await ctx.session.send_progress_notification(token, progress, total, message, related_request_id=request_id)
 
     await notify(0, f"job {job_id} queued; stream: {receipt['stream_url']}")
-    async for kind, data in _events(gw, job_id):
+    async for kind, data in events(gw, job_id):
         if kind == "created":
             continue  # announced above
         if isinstance(data.get("steps"), int) and data["steps"] > 0:
@@ -129,12 +163,7 @@ async def _follow(
         progress = float(step) + 1 if isinstance(step, int) else sent + 1
         if progress > sent:  # MCP requires progress to increase; a retry or a fan-out sibling does not
             await notify(progress, _describe(kind, data))
-    job = await gw.store.get(job_id)
-    assert job is not None
-    out: dict[str, Any] = {"status": job["status"], "result": job["result"]}
-    if job["error"] is not None:
-        out["error"] = job["error"]
-    return out
+    return await outcome(gw, job_id)
 
 
 def _describe(kind: str, data: Mapping[str, Any]) -> str:
@@ -146,7 +175,7 @@ def _describe(kind: str, data: Mapping[str, Any]) -> str:
     return f"{actor} done{where}"
 
 
-async def _events(gw: Gateway, job_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+async def events(gw: Gateway, job_id: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     """The job's events from the start until its final one, live; survives LISTEN reconnects."""
     after = 0
     while True:
