@@ -129,8 +129,10 @@ class JobWatch:
             self.progress.update(self.task, total=steps, steps=steps)
         status, actor, step = str(data.get("status", kind)), data.get("actor"), data.get("step")
         if kind == "progress" and isinstance(step, int):
-            # a progress report is sent after the actor at `step` finished its delivery: that step is done
-            self.progress.update(self.task, completed=step + 1)
+            # a report says the actor at `step` finished; sidecars report independently, so a later step's
+            # report may arrive first: the bar only moves forward
+            done = max(step + 1, int(self.progress.tasks[0].completed))
+            self.progress.update(self.task, completed=done)
         if kind == "final" and status == "succeeded":
             self.progress.update(self.task, completed=self.progress.tasks[0].total or 0)
         self.progress.update(self.task, description=escape(f"{self.job_id[:12]} {actor or ''} {status}"))
@@ -149,7 +151,7 @@ def job_outcome(event: dict[str, Any]) -> None:
     """The end of a watched job: the result (stdout, JSON) or what went wrong (stderr)."""
     status = event.get("status")
     if status == "succeeded":
-        err_console.print(f"[green]succeeded[/] at {escape(str(event.get('actor') or 'the end'))}")
+        err_console.print("[green]succeeded[/]")
         print(json.dumps(event.get("result"), indent=2, ensure_ascii=False))
         return
     if status == "cancelled":

@@ -13,6 +13,7 @@ sent). Broker: ``--url`` or ``ASYA_TRANSPORT_URL``; queue prefix:
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,10 @@ def parse_envelopes(text: str) -> list[Any]:
     """The envelopes in ``text``: one JSON document (object or array) or JSON lines."""
     try:
         doc = json.loads(text)
-    except ValueError:
-        doc = None
+    except ValueError as whole:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if len(lines) < 2:
-            raise InputError(f"not JSON: {_first_error(text)}") from None
+            raise InputError(f"not JSON: {whole}") from None
         items = []
         for n, line in lines:
             try:
@@ -47,17 +47,7 @@ def parse_envelopes(text: str) -> list[Any]:
             except ValueError as exc:
                 raise InputError(f"line {n} is not JSON: {exc}") from None
         return items
-    if isinstance(doc, list):
-        return doc
-    return [doc]
-
-
-def _first_error(text: str) -> str:
-    try:
-        json.loads(text)
-    except ValueError as exc:
-        return str(exc)
-    return "empty"
+    return doc if isinstance(doc, list) else [doc]
 
 
 def send(
@@ -69,6 +59,8 @@ def send(
     ),
 ) -> None:
     """Publish envelopes to QUEUE on RabbitMQ with publisher confirms; a missing queue is an error."""
+    # pika logs every failed connection attempt at ERROR; the one message below says it better
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
         envelopes = parse_envelopes(text)
