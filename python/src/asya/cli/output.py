@@ -85,7 +85,7 @@ def error(message: str) -> None:
 
 # --- asya jobs: progress goes to stderr, results to stdout (so `asya jobs watch ID > result.json` works) ---
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one grep-able line
 
 
 def job_line(job: dict[str, Any]) -> str:
