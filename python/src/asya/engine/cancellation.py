@@ -130,6 +130,17 @@ class CancellationWatch:
             return None
         return self.ids.match(env.get("id"), env.get("parent_id"))
 
+    async def loaded(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the first successful poll; True when it happened (or no gateway)."""
+        if not self.url:
+            return True
+        try:
+            await asyncio.wait_for(self.polled.wait(), timeout_s)
+        except TimeoutError:
+            log.warning("no cancellation list from %s within %gs; consuming without it for now", self.url, timeout_s)
+            return False
+        return True
+
     def start(self) -> None:
         if self.url and self._task is None:
             self._task = asyncio.create_task(self._run())

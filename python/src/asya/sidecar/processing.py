@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("asya.sidecar")
 
+_FIRST_POLL_S = 2.0  # longest start-up wait for the first cancellation poll (a gateway down: start anyway)
 _PUBLISH_WINDOW = 64
 """Outputs of one envelope awaiting broker confirms at once (fan-out of thousands stays bounded)."""
 
@@ -82,6 +83,7 @@ class RuntimeProcessor:
         )
         log.info("actor %s: waiting for the runtime in %s", self.actor, self.settings.socket_dir)
         await self.runtime.wait_ready(self.settings.runtime_ready_timeout_s)
+        await self.cancellations.loaded(_FIRST_POLL_S)  # a restarted sidecar must not run cancelled work first
 
     def health(self) -> tuple[bool, str]:
         if self.abandoned_calls >= self.settings.engine.prefetch:
