@@ -22,7 +22,7 @@ PIP_VERSION=25.3
 TOOLVENV=$TOOLS/images-venv-uv$UV_VERSION-pip$PIP_VERSION
 BASE_IMAGE=localhost/asya-base:bookworm
 # Order matters: example-text is built on the runtime image.
-ALL_IMAGES=(runtime sidecar crew operator example-text)
+ALL_IMAGES=(runtime sidecar crew operator gateway example-text)
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/python/pyproject.toml" | head -1)
 PYVER=3.11                 # bookworm's python3, and the default BASE_IMAGE's
 ARCH=$(uname -m)
@@ -66,12 +66,14 @@ tool_venv() {
 # --- lock files -------------------------------------------------------------------------------
 
 # image -> pyproject extras its processes import (the crew and the sidecar talk to every
-# transport and to S3; the runtime is stdlib-only and gets asya's core dependency alone)
+# transport and to S3; the gateway to PostgreSQL and every transport; the runtime is
+# stdlib-only and gets asya's core dependency alone)
 extras_of() {
   case "$1" in
     runtime) echo "" ;;
     sidecar | crew) echo "sidecar sqs s3" ;;
     operator) echo "operator" ;;
+    gateway) echo "gateway sqs" ;;  # publishes new jobs to RabbitMQ or SQS
     *) return 1 ;;
   esac
 }
@@ -80,7 +82,7 @@ cmd_lock() {
   tool_venv
   cd "$ROOT"
   local name args e
-  for name in runtime sidecar crew operator; do
+  for name in runtime sidecar crew operator gateway; do
     args=()
     for e in $(extras_of "$name"); do args+=(--extra "$e"); done
     "$TOOLVENV/bin/uv" pip compile -q --generate-hashes --no-emit-find-links --no-emit-index-url \

@@ -4,10 +4,15 @@ The build runs in the collection hook, outside per-test timeouts (a cold machine
 a few minutes: mmdebstrap, wheel downloads, five podman builds; a warm one checks
 labels and returns). A build failure is kept and reported by every image test, so one
 broken Dockerfile does not hide the results of the others' checks.
+
+``ASYA_TEST_IMAGES="gateway"`` (names separated by spaces) builds only those images, for a
+quick run of one image's tests (``-k gateway``) without rebuilding the others; CI leaves it
+unset and builds all.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -20,9 +25,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import podrun
 
-NAMES = ("runtime", "sidecar", "crew", "operator", "example-text")
+NAMES = ("runtime", "sidecar", "crew", "operator", "gateway", "example-text")
 VERSION = tomllib.loads((podrun.ROOT / "python" / "pyproject.toml").read_text())["project"]["version"]
 _BUILD: dict[str, str] = {}
+
+
+def wanted() -> tuple[str, ...]:
+    """The images this session builds: ``ASYA_TEST_IMAGES`` or every one."""
+    names = tuple(os.environ.get("ASYA_TEST_IMAGES", "").split()) or NAMES
+    unknown = set(names) - set(NAMES)
+    if unknown:
+        raise pytest.UsageError(f"ASYA_TEST_IMAGES names unknown images {sorted(unknown)}; known: {NAMES}")
+    return names
+
+
+def _build() -> None:
+    cmd = [str(podrun.SCRIPT), "build", *wanted()]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+    _BUILD.update(output=res.stdout + res.stderr, ok="yes" if res.returncode == 0 else "")
 
 
 def tag(name: str) -> str:
@@ -33,20 +53,17 @@ def tag(name: str) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _BUILD or not any(item.get_closest_marker("images") for item in items):
         return
-    res = subprocess.run([str(podrun.SCRIPT), "build"], capture_output=True, text=True, timeout=3600, check=False)
-    _BUILD["output"] = res.stdout + res.stderr
-    _BUILD["ok"] = "yes" if res.returncode == 0 else ""
+    _build()
 
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, str]:
     """Tags of the built images by name; fails when ``ci/images.sh`` did."""
     if not _BUILD:  # collected without the marker hook (e.g. a single test by node id still passes through it)
-        res = subprocess.run([str(podrun.SCRIPT), "build"], capture_output=True, text=True, timeout=3600, check=False)
-        _BUILD.update(output=res.stdout + res.stderr, ok="yes" if res.returncode == 0 else "")
+        _build()
     if not _BUILD["ok"]:
         pytest.fail(f"ci/images.sh build failed:\n{_BUILD['output'][-6000:]}")
-    return {name: tag(name) for name in NAMES}
+    return {name: tag(name) for name in wanted()}
 
 
 @pytest.fixture

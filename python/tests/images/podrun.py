@@ -79,18 +79,31 @@ class Container:
         res = podman("inspect", "--format", "{{.State.Running}}", self.name, check=False)
         return res.stdout.strip() == "true"
 
+    def exit_code(self) -> int | None:
+        """The exit code once the container has stopped; None while it runs."""
+        res = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", self.name, check=False)
+        status, _, code = res.stdout.strip().partition(" ")
+        return int(code) if status in ("exited", "stopped") else None
+
     def stop(self) -> None:
         podman("rm", "--force", "--time", "5", self.name, check=False)
 
 
-def run(image: str, *args: str, command: list[str] | None = None, name: str = "") -> Container:
-    """``podman run -d`` with the hardened flags plus ``args`` (env, volumes); ``command`` replaces the entrypoint."""
+def run(
+    image: str, *args: str, command: list[str] | None = None, cmd_args: list[str] | None = None, name: str = ""
+) -> Container:
+    """``podman run -d`` with the hardened flags plus ``args`` (env, volumes).
+
+    ``command`` replaces the entrypoint and ``cmd_args`` the image's CMD, as a container's
+    ``command`` and ``args`` do in Kubernetes.
+    """
     cname = name or f"asya-img-{uuid.uuid4().hex[:10]}"
     cmd = ["run", "--detach", f"--name={cname}", *hardened_args(), *args]
     if command is not None:
         cmd += [f"--entrypoint={json.dumps(command[:1])}", image, *command[1:]]
     else:
         cmd.append(image)
+    cmd += cmd_args or []
     try:
         podman(*cmd)
     except RuntimeError:
@@ -154,8 +167,15 @@ class Pod:
         return args
 
     def start(self, name: str, image: str, env: Mapping[str, str] | None = None) -> Container:
-        container = next(c for c in self.spec["containers"] if c["name"] == name)
-        started = run(image, *self.podman_args(container, env or {}), command=container.get("command"))
+        """Start container ``name`` (an init container too: the test runs it to its end first)."""
+        every = [*(self.spec.get("initContainers") or []), *self.spec["containers"]]
+        container = next(c for c in every if c["name"] == name)
+        started = run(
+            image,
+            *self.podman_args(container, env or {}),
+            command=container.get("command"),
+            cmd_args=container.get("args"),
+        )
         self.containers[name] = started
         return started
 

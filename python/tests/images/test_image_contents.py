@@ -8,7 +8,7 @@ from typing import Any
 
 import podrun
 import pytest
-from conftest import NAMES, VERSION
+from conftest import VERSION, wanted
 
 pytestmark = [pytest.mark.images]
 
@@ -16,6 +16,7 @@ ENTRYPOINTS = {
     "operator": ["python", "-m", "asya.operator"],
     "sidecar": ["python", "-m", "asya.sidecar"],
     "crew": ["python", "-m", "asya.crew"],
+    "gateway": ["python", "-m", "asya.gateway"],
     "runtime": ["python", "-m", "asya.runtime"],
     "example-text": ["python", "-m", "asya.runtime"],
 }
@@ -39,7 +40,7 @@ def inspect(tag: str) -> dict[str, Any]:
     return dict(json.loads(podrun.podman("image", "inspect", tag).stdout)[0])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", wanted())
 def test_config_names_a_numeric_non_root_user_and_the_entrypoint(images: dict[str, str], name: str) -> None:
     cfg = inspect(images[name])["Config"]
     assert cfg["User"] == "10001:10001"  # numeric: runAsNonRoot can verify it without /etc/passwd
@@ -47,7 +48,7 @@ def test_config_names_a_numeric_non_root_user_and_the_entrypoint(images: dict[st
     assert "/opt/venv/bin" in next(e for e in cfg["Env"] if e.startswith("PATH="))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", wanted())
 def test_oci_labels_describe_the_image(images: dict[str, str], name: str) -> None:
     labels = inspect(images[name])["Config"]["Labels"]
     for key in OCI_LABELS:
@@ -58,7 +59,7 @@ def test_oci_labels_describe_the_image(images: dict[str, str], name: str) -> Non
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", wanted())
 def test_final_stage_has_no_shell_package_manager_or_pip(images: dict[str, str], name: str) -> None:
     res = podrun.podman("run", "--rm", *podrun.hardened_args(), "--entrypoint=python", images[name], "-c", _PROBE)
     seen = json.loads(res.stdout)

@@ -21,6 +21,7 @@ EXTRAS = {
     "sidecar": ["sidecar", "sqs", "s3"],
     "crew": ["sidecar", "sqs", "s3"],
     "operator": ["operator"],
+    "gateway": ["gateway", "sqs"],
 }
 _PIN = re.compile(r"^([A-Za-z0-9._-]+)==(\S+) \\$", re.M)
 BASE = "localhost/asya-base:bookworm"
