@@ -42,8 +42,8 @@ def test_list_filters_by_status_and_iter_jobs_follows_cursors(threaded_gateway: 
         c.cancel(ids[3])
         page = c.list(limit=2)
         assert [j["id"] for j in page.jobs] == [ids[4], ids[3]] and page.next_cursor
-        assert [j["id"] for j in c.iter_jobs()] == ids[::-1]
-        assert [j["id"] for j in c.iter_jobs(status="cancelled")] == [ids[3], ids[1]]
+        assert [j["id"] for j in c.iter_jobs(page_size=2)] == ids[::-1]
+        assert [j["id"] for j in c.iter_jobs(status="cancelled", page_size=1)] == [ids[3], ids[1]]
         assert [j["id"] for j in c.list(status="queued").jobs] == [ids[4], ids[2], ids[0]]
 
 

@@ -128,7 +128,7 @@ class JobWatch:
         if isinstance(steps, int) and steps > 0:
             self.progress.update(self.task, total=steps, steps=steps)
         status, actor, step = str(data.get("status", kind)), data.get("actor"), data.get("step")
-        if kind == "progress" and isinstance(step, int):
+        if kind == "progress" and isinstance(step, int) and status in ("success", "ended_early"):
             # a report says the actor at `step` finished; sidecars report independently, so a later step's
             # report may arrive first: the bar only moves forward
             done = max(step + 1, int(self.progress.tasks[0].completed))

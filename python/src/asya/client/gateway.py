@@ -152,11 +152,13 @@ class Client:
         cursor_out = data.get("next_cursor")
         return JobPage(jobs=list(data.get("jobs") or []), next_cursor=str(cursor_out) if cursor_out else None)
 
-    def iter_jobs(self, *, status: str | None = None, tool: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every job (newest first), following the cursor page after page."""
+    def iter_jobs(
+        self, *, status: str | None = None, tool: str | None = None, page_size: int = 200
+    ) -> Iterator[dict[str, Any]]:
+        """Every job (newest first), following the cursor ``page_size`` jobs at a time."""
         cursor: str | None = None
         while True:
-            page = self.list(status=status, tool=tool, limit=200, cursor=cursor)
+            page = self.list(status=status, tool=tool, limit=page_size, cursor=cursor)
             yield from page.jobs
             if page.next_cursor is None:
                 return
