@@ -19,6 +19,7 @@ import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -55,6 +56,19 @@ async def database_down(_request: Request, exc: Exception) -> Response:
     log.warning("database unavailable: %s", type(exc).__name__)
     return JSONResponse(
         {"error": "unavailable", "message": "the job database is unavailable; retry"}, 503, headers={"Retry-After": "1"}
+    )
+
+
+async def unstorable(_request: Request, exc: Exception) -> Response:
+    """A value PostgreSQL refuses (a NUL character or lone surrogate in JSON or an id, a number out of range)."""
+    return JSONResponse(
+        {
+            "error": "invalid request",
+            "message": f"the request holds a value the job database cannot store ({getattr(exc, 'message', exc)}). "
+            "Text may not contain "
+            "NUL (\\u0000) characters or unpaired surrogates; integers must fit in 64 bits.",
+        },
+        422,
     )
 
 
@@ -98,7 +112,14 @@ def create_app(settings: GatewaySettings) -> Starlette:
             yield
 
     routes = [*ROUTES, Route(MCP_PATH, mcp_server.McpEndpoint(manager), name="mcp")]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={exc: database_down for exc in DATABASE_DOWN})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            **{exc: database_down for exc in DATABASE_DOWN},
+            asyncpg.DataError: unstorable,
+        },
+    )
     app.state.openapi = openapi.document(_version())
     app.state.tools = tool_set
     if tool_set:

@@ -33,7 +33,8 @@ async def _report(request: Request, kind: str) -> Response:
         body = None
     if not isinstance(body, dict):
         return JSONResponse({"error": "invalid request", "field": "body", "message": "must be a JSON object"}, 422)
-    if kind == "final" and body.get("status") not in FINAL_STATUSES:
+    status = body.get("status")
+    if kind == "final" and not (isinstance(status, str) and status in FINAL_STATUSES):  # {} is unhashable
         return JSONResponse(
             {"error": "invalid request", "field": "status", "message": "one of succeeded, failed, retrying"}, 422
         )
