@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from typing import Any
@@ -302,3 +303,17 @@ async def test_a_frozen_listen_connection_is_dropped_and_streams_resume(
         await report(r, "progress", job, progress_report(job, "a", 0, 1))
         await report(r, "final", job, {"id": job, "status": "succeeded"})
         assert [e.kind for e in await resume(c, job, first.id)] == ["progress", "final"]
+
+
+async def test_clients_that_disconnect_leave_no_subscription_behind(gateway: RunningGateway) -> None:
+    hub = gateway.server.config.app.state.gateway.hub
+    async with gateway.client() as c:
+        job = await create(c)
+        for _ in range(3):
+            async with contextlib.AsyncExitStack() as stack:
+                readers = [await stack.enter_async_context(stream(c, job)) for _ in range(10)]
+                for reader in readers:
+                    assert (await reader.next()).kind == "created"  # type: ignore[union-attr]
+                assert hub.subscribers == 10
+            # the clients hung up mid-stream (no final event): sse-starlette notices and our generator unsubscribes
+            await until(lambda: hub.subscribers == 0, "every subscription released after the disconnects")
