@@ -26,6 +26,7 @@ from support.procs import Proc
 from test_gateway_pipeline import logs_text, start_pipeline
 from test_gateway_tools import TEXT_TOOLS, write
 
+from asya.gateway.mcp_server import ProgressMeter
 from asya.transports import TransportSettings
 
 pytestmark = pytest.mark.timeout(120)
@@ -176,6 +177,28 @@ async def test_tasks_are_advertised_and_a_task_is_its_job_cancelled_through_task
         job = (await c.get(f"/jobs/{created.task_id}")).json()
         assert job["status"] == "cancelled" and job["tool"] == "classify_text" and job["payload"] == args
         assert len((await c.get("/jobs")).json()["jobs"]) == 1, "the refused task call stored nothing"
+
+
+def test_progress_always_increases_and_the_end_reaches_the_total() -> None:
+    meter = ProgressMeter()
+    report = {"status": "success", "steps": 2}
+    feed = [
+        ("created", {"status": "queued"}),
+        ("progress", {**report, "actor": "prep", "step": 0}),
+        ("retrying", {"actor": "infer", "status": "retrying"}),
+        ("retrying", {"actor": "infer", "status": "retrying"}),
+        ("progress", {**report, "actor": "prep", "step": 0}),  # a fan-out sibling at the same step
+        ("progress", {**report, "actor": "infer", "step": 1}),
+        ("final", {"status": "succeeded", "actor": "happy-end"}),
+    ]
+    sent = [update for kind, data in feed if (update := meter.feed(kind, data)) is not None]
+    values = [p for p, _, _ in sent]
+    assert values == [1.0, 1.5, 1.75, 1.875, 2.0, 3.0]
+    assert all(total == 3.0 for _, total, _ in sent)
+    assert [m for _, _, m in sent][:2] == ["prep done (step 1/2)", "infer failed; retry scheduled"]
+    assert sent[-1][2] == "job succeeded"
+    failed_early = ProgressMeter()
+    assert failed_early.feed("final", {"status": "failed"}) == (1.0, None, "job failed")
 
 
 async def test_mcp_needs_a_client_token(text_gateway: RunningGateway) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -134,6 +135,45 @@ async def wait_end(gw: Gateway, job_id: str) -> dict[str, Any]:
     return await outcome(gw, job_id)
 
 
+Progress = tuple[float, float | None, str]
+"""One MCP progress notification: (progress, total, message)."""
+
+
+class ProgressMeter:
+    """Job events → MCP progress notifications.
+
+    ``progress`` counts the actors done and ``total`` is actors + 1, the last unit
+    being the job's end, so the end always moves the bar. MCP requires progress to
+    increase, so an event that does not complete a new step (a retry, a fan-out
+    sibling at the same step) moves it half way to the next whole step: its
+    message still reaches the client and the next step still counts in full.
+    """
+
+    def __init__(self) -> None:
+        self.sent = 0.0
+        self.total: float | None = None
+
+    def feed(self, kind: str, data: Mapping[str, Any]) -> Progress | None:
+        if kind == "created":
+            return None  # the caller announced the job already
+        steps = data.get("steps")
+        if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
+            self.total = float(steps + 1)
+        if kind == FINAL_EVENT:
+            return self._emit(max(self.total or 0.0, self.sent + 1), f"job {data.get('status')}")
+        step = data.get("step")
+        progress = (
+            float(step) + 1 if isinstance(step, int) and not isinstance(step, bool) and kind != "retrying" else 0.0
+        )
+        if progress <= self.sent:
+            progress = self.sent + (math.floor(self.sent) + 1 - self.sent) / 2
+        return self._emit(progress, _describe(kind, data))
+
+    def _emit(self, progress: float, message: str) -> Progress:
+        self.sent = progress
+        return progress, self.total, message
+
+
 async def _follow(
     gw: Gateway, ctx: ServerRequestContext[Any, Any], token: str | int, receipt: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -141,28 +181,18 @@ async def _follow(
     job_id = receipt["job_id"]
     # on the request's own stream: MCP ties progress to the request in flight
     request_id = None if ctx.request_id is None else str(ctx.request_id)
-    sent = 0.0
-    total: float | None = None
+    meter = ProgressMeter()
 
-    async def notify(progress: float, message: str) -> None:
-        nonlocal sent
-        sent = progress
+    async def notify(progress: float, total: float | None, message: str) -> None:
         await ctx.session.send_progress_notification(token, progress, total, message, related_request_id=request_id)
 
-    await notify(0, f"job {job_id} queued; stream: {receipt['stream_url']}")
+    await notify(0, None, f"job {job_id} queued; stream: {receipt['stream_url']}")
     async for kind, data in events(gw, job_id):
-        if kind == "created":
-            continue  # announced above
-        if isinstance(data.get("steps"), int) and data["steps"] > 0:
-            # one unit per actor, and a last one for the job's end (so the end still moves the bar)
-            total = float(data["steps"] + 1)
+        update = meter.feed(kind, data)
+        if update is not None:
+            await notify(*update)
         if kind == FINAL_EVENT:
-            await notify(max(total or 0.0, sent + 1), f"job {job_id} {data.get('status')}")
             break
-        step = data.get("step")
-        progress = float(step) + 1 if isinstance(step, int) else sent + 1
-        if progress > sent:  # MCP requires progress to increase; a retry or a fan-out sibling does not
-            await notify(progress, _describe(kind, data))
     return await outcome(gw, job_id)
 
 
