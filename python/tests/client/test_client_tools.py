@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,7 +43,7 @@ def test_tool_refusals_name_the_field(tool_gateway: ThreadedGateway) -> None:
             c.submit(tool="classify_document", params={"doc": "d1", "text": ""})
         assert info.value.field == "params.text"
         with pytest.raises(client.InvalidRequestError) as info:
-            c.submit(["prep"], {"n": 1}, deadline=time.time() - 60)
+            c.submit(["prep"], {"n": 1}, deadline=datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=1))
         assert info.value.field == "deadline"
         with pytest.raises(client.NotFoundError) as missing:
             c.submit(tool="no_such_tool", params={})

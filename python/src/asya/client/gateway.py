@@ -23,6 +23,7 @@ first failure: a ``POST`` retried blindly could create a job twice (pass an
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -106,12 +107,13 @@ class Client:
         headers: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        deadline: float | None = None,
+        deadline: float | datetime.datetime | None = None,
         timeout_s: float | None = None,
     ) -> dict[str, Any]:
         """Create a job from a route and a payload, or from a tool and its params; the job as the gateway stored it.
 
-        ``deadline`` (Unix time) or ``timeout_s`` (seconds from now, counted by the gateway) bound the whole job.
+        ``deadline`` (Unix seconds, or an aware ``datetime``) or ``timeout_s`` (seconds from now, counted by the
+        gateway) bound the whole job; the gateway puts it in the envelope, and sidecars enforce it.
         """
         if (route is None) == (tool is None):
             raise ValueError("give either route (with payload) or tool (with params)")
@@ -128,7 +130,11 @@ class Client:
             body = {"route": route_body, "payload": payload}
             if headers:
                 body["headers"] = dict(headers)
-        if deadline is not None:
+        if isinstance(deadline, datetime.datetime):
+            if deadline.tzinfo is None:
+                raise ValueError("deadline needs a time zone (a naive datetime is ambiguous)")
+            body["deadline"] = deadline.isoformat()
+        elif deadline is not None:
             body["deadline"] = deadline
         if timeout_s is not None:
             body["timeout_s"] = timeout_s
