@@ -6,7 +6,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 ASYA  := $(VENV)/bin/asya
 
-.PHONY: install install-demo demo test test-python lint bench charts charts-test images clean
+.PHONY: install install-demo demo test test-python lint bench bench-gateway charts charts-test images clean
 
 install:            ## venv with every extra (tests, lint, bench)
 	ci/bootstrap.sh test,dev,bench,operator,gateway
@@ -25,8 +25,11 @@ lint: install       ## ruff, mypy (strict), import-linter
 	cd python && ../$(VENV)/bin/mypy
 	cd python && ../$(VENV)/bin/lint-imports
 
-bench: install      ## benchmarks: table on stdout, JSON in bench/results/latest.json
+bench: install      ## benchmarks: table on stdout, JSON in bench/results/latest.json (gateway: gateway.json)
 	ci/bench.sh
+
+bench-gateway: install ## only the gateway bench: private PostgreSQL, a real gateway process; bench/results/gateway.json
+	PYTHONPATH=. $(PY) -m bench.gateway_bench
 
 charts:             ## copy crds/ into the operator chart (the chart ships the same bytes)
 	ci/charts.sh sync

@@ -2,9 +2,11 @@
 # `make bench`: start a private RabbitMQ (ci/rabbitmq.sh) in a temp dir, run the data-plane
 # benchmark (bench/run.py: Asya on rabbitmq + local vs. a Celery chain; table on stdout,
 # JSON in bench/results/latest.json), then the operator benchmark (bench/operator_bench.py)
-# when that file and its prerequisites exist; otherwise say why it was skipped.
+# when that file and its prerequisites exist; otherwise say why it was skipped; then the gateway
+# benchmark (bench/gateway_bench.py: submissions/s, 1,000 SSE streams' RSS, report->SSE latency;
+# JSON in bench/results/gateway.json).
 # Extra arguments go to bench/run.py (e.g. ci/bench.sh --runs 5 --n 10000).
-# Env: BENCH_SKIP_OPERATOR=1 skips the operator bench; BENCH_SKIP_CONSERVATION=1 the N=10,000 run; BENCH_PROFILE_SIDECAR=DIR profiles sidecars.
+# Env: BENCH_SKIP_OPERATOR=1 skips the operator bench; BENCH_SKIP_GATEWAY=1 the gateway bench; BENCH_SKIP_CONSERVATION=1 the N=10,000 run; BENCH_PROFILE_SIDECAR=DIR profiles sidecars.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -40,7 +42,7 @@ if [ "${BENCH_SKIP_CONSERVATION:-}" != 1 ]; then
      ../.venv/bin/pytest tests/crew/test_conservation.py -k rabbitmq -q -s -p no:cacheprovider --timeout 1800 \
      | grep -E "conservation on|passed|failed")
 fi
-# The operator bench does not use RabbitMQ: free the broker's CPU and memory first.
+# The operator and gateway benches do not use RabbitMQ: free the broker's CPU and memory first.
 cleanup
 trap - EXIT
 
@@ -63,5 +65,12 @@ if [ -n "$reason" ]; then
 else
   echo "== operator bench: bench/operator_bench.py" >&2
   "$PY" bench/operator_bench.py
+fi
+if [ "${BENCH_SKIP_GATEWAY:-}" = 1 ]; then
+  echo "== gateway bench skipped: BENCH_SKIP_GATEWAY=1"
+else
+  # its own private PostgreSQL (ci/postgresql.sh), a real gateway process, the local transport
+  echo "== gateway: bench/gateway_bench.py" >&2
+  PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} "$PY" -m bench.gateway_bench
 fi
 echo "make bench: done in $((SECONDS - T0))s"
