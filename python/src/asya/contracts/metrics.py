@@ -8,7 +8,7 @@ from __future__ import annotations
 
 SIDECAR_MESSAGES_RECEIVED = "asya_sidecar_messages_received_total"
 SIDECAR_MESSAGES_PROCESSED = "asya_sidecar_messages_processed_total"
-"""Labels: actor, outcome (success|error|requeued|ended_early)."""
+"""Labels: actor, outcome (success|error|requeued|ended_early|cancelled|cancelled_after_call)."""
 SIDECAR_OUTPUTS_PUBLISHED = "asya_sidecar_outputs_published_total"
 SIDECAR_PROCESSING_SECONDS = "asya_sidecar_processing_seconds"
 """Histogram of runtime round-trip time per message, labels: actor."""
