@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.gateway_threads import CLIENT_TOKEN, REPORT_TOKEN, ThreadedGateway, gateway_db, threaded_gateway
+from fixtures.gateway_threads import (
+    CLIENT_TOKEN,
+    REPORT_TOKEN,
+    ThreadedGateway,
+    gateway_db,
+    progress_report,
+    threaded_gateway,
+)
 from support.procs import Proc, base_env, start_runtime, start_sidecar
 from typer.testing import CliRunner
 
@@ -148,3 +155,18 @@ def test_bad_command_lines_exit_2_before_calling_the_gateway(cli: CliRunner, tmp
     assert no_file.exit_code == 2 and "cannot read" in no_file.output
     both = cli.invoke(app, ["jobs", "submit", "--route", "prep", "--tool", "t"])
     assert both.exit_code == 2
+
+
+def test_watch_follows_a_fan_out_parent_by_its_children(cli: CliRunner, threaded_gateway: ThreadedGateway) -> None:
+    gw = threaded_gateway
+    parent = submit(cli, "--route", "split,score", "--payload", "1")
+    children = [f"{parent}.0", f"{parent}.1"]
+    gw.report("progress", parent, {**progress_report(parent, "split", 0, 2), "outputs": children, "sent": 2})
+    for child in children:
+        gw.report(
+            "final", child, {"status": "succeeded", "parent_id": parent, "actor": "score", "result": {"c": child}}
+        )
+    watched = cli.invoke(app, ["jobs", "watch", parent])
+    assert watched.exit_code == 0, watched.output
+    assert "children 2/2 ended (2 succeeded, 0 failed, 0 cancelled)" in watched.stderr
+    assert json.loads(watched.stdout)["children"]["succeeded"] == 2

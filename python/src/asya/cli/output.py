@@ -98,19 +98,25 @@ def job_line(job: dict[str, Any]) -> str:
 
 
 class JobWatch:
-    """A live bar for one job's stream: step k of n, the actor, its status; one log line per event above it."""
+    """A live bar for one job's stream: step k of n, the actor, its status; one log line per event above it.
+
+    A job that fanned out ends when its children have: the gateway then reports ``children`` counts
+    (``ended`` of ``total``), and the bar follows those instead of the steps.
+    """
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         self.progress = RichProgress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn("step {task.completed:.0f} of {task.fields[steps]}"),
+            TextColumn("{task.fields[what]}"),
             TimeElapsedColumn(),
             console=err_console,
             transient=False,
         )
-        self.task = self.progress.add_task(job_id[:12], total=None, steps="?")
+        self.task = self.progress.add_task(job_id[:12], total=None, what="")
+        self.steps: int | None = None
+        self.done = 0
 
     def __enter__(self) -> JobWatch:
         self.progress.start()
@@ -120,31 +126,43 @@ class JobWatch:
         self.progress.stop()
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
-        steps = data.get("steps")
         route = data.get("route")
         actors = route.get("actors") if isinstance(route, dict) else None
         if isinstance(actors, list):
-            steps = len(actors)
-        if isinstance(steps, int) and steps > 0:
-            self.progress.update(self.task, total=steps, steps=steps)
+            self.steps = len(actors)
+        elif isinstance(data.get("steps"), int) and data["steps"] > 0:
+            self.steps = data["steps"]
         status, actor, step = str(data.get("status", kind)), data.get("actor"), data.get("step")
+        # a report says the actor at `step` finished; sidecars report independently, so a later step's
+        # report may arrive first: the bar only moves forward
         if kind == "progress" and isinstance(step, int) and status in ("success", "ended_early"):
-            # a report says the actor at `step` finished; sidecars report independently, so a later step's
-            # report may arrive first: the bar only moves forward
-            done = max(step + 1, int(self.progress.tasks[0].completed))
-            self.progress.update(self.task, completed=done)
-        if kind == "final" and status == "succeeded":
-            self.progress.update(self.task, completed=self.progress.tasks[0].total or 0)
-        self.progress.update(self.task, description=escape(f"{self.job_id[:12]} {actor or ''} {status}"))
+            self.done = max(self.done, step + 1)
+        if kind == "final" and status == "succeeded" and self.steps:
+            self.done = self.steps
+        children = data.get("children")
         line = [f"{kind:<9}"]
-        if isinstance(step, int):
-            line.append(f"step {step + 1}/{steps if isinstance(steps, int) else '?'}")
-        if actor:
-            line.append(str(actor))
-        line.append(status)
+        if isinstance(children, dict) and isinstance(children.get("total"), int):
+            ended, total = int(children.get("ended") or 0), children["total"]
+            self.progress.update(self.task, total=max(total, 1), completed=ended, what=f"children {ended} of {total}")
+            line.append(f"children {ended}/{total} ended ({_counts(children)})")
+        else:
+            if self.steps:
+                what = f"step {self.done} of {self.steps}"
+                self.progress.update(self.task, total=self.steps, completed=self.done, what=what)
+            if isinstance(step, int):
+                line.append(f"step {step + 1}/{self.steps or '?'}")
+            if actor:
+                line.append(str(actor))
+        if "status" in data or kind != "progress":
+            line.append(status)
         if isinstance(actors, list):
             line.append(": " + " → ".join(str(a) for a in actors))
+        self.progress.update(self.task, description=escape(f"{self.job_id[:12]} {actor or ''} {status}"))
         self.progress.console.print(escape(" ".join(line)))
+
+
+def _counts(children: dict[str, Any]) -> str:
+    return ", ".join(f"{children.get(k, 0)} {k}" for k in ("succeeded", "failed", "cancelled"))
 
 
 def job_outcome(event: dict[str, Any]) -> None:
@@ -152,7 +170,9 @@ def job_outcome(event: dict[str, Any]) -> None:
     status = event.get("status")
     if status == "succeeded":
         err_console.print("[green]succeeded[/]")
-        print(json.dumps(event.get("result"), indent=2, ensure_ascii=False))
+        # a fan-out parent has no result of its own: its children's counts stand for it
+        result = event["result"] if "result" in event else {"children": event.get("children")}
+        print(json.dumps(result, indent=2, ensure_ascii=False))
         return
     if status == "cancelled":
         err_console.print("[yellow]cancelled[/]")
