@@ -9,6 +9,7 @@ followed all the way to the result the last actor produced.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,8 +25,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
 from support.procs import Proc
 from test_gateway_pipeline import logs_text, start_pipeline
-from test_gateway_tools import TEXT_TOOLS, write
+from test_gateway_tools import TEXT_TOOLS, published, write
 
+from asya.contracts import headers
 from asya.gateway.mcp_server import ProgressMeter
 from asya.transports import TransportSettings
 
@@ -109,11 +111,15 @@ async def test_list_tools_and_bad_arguments_are_invalid_params_naming_the_field(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_call_without_progress_token_answers_at_once_with_the_job(
-    text_gateway: RunningGateway, mode: str
+    text_gateway: RunningGateway, local_transport: TransportSettings, mode: str
 ) -> None:
     args = {"doc": "d", "items": [{"text": "x"}]}
     async with mcp_client(text_gateway, mode) as client:
-        result = await client.call_tool("classify_text", args)
+        before = time.time()
+        result = await client.call_tool("classify_text", args, meta={"asya/timeout_s": 60})
+        with pytest.raises(MCPError) as err:
+            await client.call_tool("classify_text", args, meta={"asya/deadline": "2001-01-01T00:00:00Z"})
+        assert err.value.code == INVALID_PARAMS and err.value.data["field"] == "_meta.asya/deadline"
     # nothing consumes `normalize` here: an answer at all proves the call did not wait for the job
     answer = result.structured_content
     assert not result.is_error and answer["status"] == "queued", result
@@ -122,6 +128,8 @@ async def test_a_call_without_progress_token_answers_at_once_with_the_job(
     async with text_gateway.client() as c:
         job = (await c.get(f"/jobs/{answer['job_id']}")).json()
     assert job["tool"] == "classify_text" and job["payload"] == args and job["status"] == "queued"
+    [envelope] = published(local_transport, "normalize")
+    assert before + 59 < envelope["headers"][headers.DEADLINE] < time.time() + 61
 
 
 @pytest.mark.parametrize("mode", MODES)

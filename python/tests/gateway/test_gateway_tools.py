@@ -234,6 +234,7 @@ async def test_route_jobs_take_a_deadline_in_unix_seconds(
         ({"tool": "echo", "params": {}, "deadline": "2001-01-01T00:00:00Z"}, 422, "deadline"),
         ({"tool": "echo", "params": {}, "deadline": "tomorrow"}, 422, "deadline"),
         ({"tool": "echo", "params": {}, "deadline": "2099-01-01T00:00:00"}, 422, "deadline"),
+        ({"tool": "echo", "params": {}, "deadline": 10**400}, 422, "deadline"),
         ({"tool": "echo", "params": {}, "timeout_s": 0}, 422, "timeout_s"),
         ({"tool": "echo", "params": {}, "timeout_s": 5, "deadline": 4e9}, 422, "timeout_s"),
         ({"tool": "echo", "params": {}, "route": {"actors": ["a"]}}, 422, "route"),

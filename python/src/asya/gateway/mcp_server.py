@@ -84,7 +84,7 @@ def create_server(state: State, version: str) -> Server[Any]:
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         gw, tools = state()
-        receipt = await create_job(gw, tools, params.name, params.arguments, request_of(ctx))
+        receipt = await create_job(gw, tools, params.name, params.arguments, request_of(ctx), ctx.meta)
         token = _progress_token(ctx)
         if token is None:
             return types.CallToolResult(content=_text(receipt), structured_content=receipt)
@@ -93,17 +93,32 @@ def create_server(state: State, version: str) -> Server[Any]:
     return Server(SERVER_NAME, version=version, on_list_tools=list_tools, on_call_tool=call_tool)
 
 
+META_DEADLINE = "asya/deadline"
+META_TIMEOUT_S = "asya/timeout_s"
+"""``_meta`` keys of a ``tools/call`` that give the job a deadline, as ``deadline``/``timeout_s`` do over REST."""
+
+
 async def create_job(
-    gw: Gateway, tools: Mapping[str, Tool], name: str, arguments: object, request: Request | None
+    gw: Gateway,
+    tools: Mapping[str, Tool],
+    name: str,
+    arguments: object,
+    request: Request | None,
+    meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The job of one tool call, through ``submit.py``; its receipt. Refusals are JSON-RPC errors naming the field."""
-    body = {"tool": name, "arguments": {} if arguments is None else arguments}
+    body: dict[str, Any] = {"tool": name, "arguments": {} if arguments is None else arguments}
+    for key, field in ((META_DEADLINE, "deadline"), (META_TIMEOUT_S, "timeout_s")):
+        if meta and key in meta:
+            body[field] = meta[key]
     try:
         job_request = submit.from_tool(tools, body, params_field="arguments")
         job, _created = await submit.submit(gw, job_request, None)
     except submit.Rejected as exc:
         # the MCP spec answers an unknown tool and bad arguments alike with "invalid params"
         code = INVALID_PARAMS if exc.status in (404, 422) else INTERNAL_ERROR
+        if exc.field in ("deadline", "timeout_s"):
+            exc.field = f"_meta.asya/{exc.field}"
         message = f"{exc.field}: {exc.message}" if exc.field else exc.message
         raise MCPError(code, message, data=exc.body()) from None
     return submit.receipt(request, job)

@@ -118,7 +118,7 @@ def install(server: Server[Any], state: mcp_server.State) -> None:
         call = types.CallToolRequestParams.model_validate(params, by_name=False)
         gw, tools = state()
         request = mcp_server.request_of(ctx)
-        receipt = await mcp_server.create_job(gw, tools, call.name, call.arguments, request)
+        receipt = await mcp_server.create_job(gw, tools, call.name, call.arguments, request, ctx.meta)
         job = await gw.store.get(receipt["job_id"])
         assert job is not None
         return {"task": task_of(job)}

@@ -80,7 +80,10 @@ def deadline_of(body: Mapping[str, Any], *, now: float | None = None) -> float |
         return None
     raw = body["deadline"]
     if _is_number(raw):
-        deadline = float(raw)
+        try:
+            deadline = float(raw)
+        except OverflowError:
+            raise invalid("deadline", "is not a time this gateway can represent") from None
     elif isinstance(raw, str):
         try:
             parsed = datetime.datetime.fromisoformat(raw)
