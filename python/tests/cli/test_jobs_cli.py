@@ -133,7 +133,7 @@ def test_watch_exits_non_zero_for_a_cancelled_or_failed_job(cli: CliRunner, thre
     )
     watched = cli.invoke(app, ["jobs", "watch", failed])
     assert watched.exit_code == 1, watched.output
-    assert "failed (non_retryable): no text in the payload" in watched.stderr
+    assert "failed (non_retryable): ValueError: no text in the payload" in watched.stderr
 
 
 def test_gateway_refusals_are_clear_messages_and_exit_4(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:

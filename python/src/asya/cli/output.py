@@ -179,6 +179,8 @@ def job_outcome(event: dict[str, Any]) -> None:
         return
     error = event.get("error")
     detail = (error.get("message") or error.get("error")) if isinstance(error, dict) else error
+    if isinstance(error, dict) and error.get("type") and detail:
+        detail = f"{error['type']}: {detail}"
     reason = f" ({event['reason']})" if event.get("reason") else ""
     err_console.print(f"[red]{escape(str(status))}[/]{escape(reason)}: {escape(str(detail or 'no error message'))}")
     if event.get("uri"):
