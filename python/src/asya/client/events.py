@@ -13,6 +13,8 @@ import dataclasses
 import json
 from typing import Any
 
+from asya.client.errors import ClientError
+
 FINAL = "final"
 """The last event of every job stream: the job ended (succeeded, failed or cancelled)."""
 
@@ -69,8 +71,11 @@ class EventParser:
             return None
         raw_id = fields.get("id", "")
         if not raw_id.isdigit():
-            raise ValueError(f"job stream sent an event without a numeric id: {raw_id!r}")
-        payload = json.loads("\n".join(data))
+            raise ClientError(f"the job stream sent an event without a numeric id ({raw_id!r}): not an Asya gateway?")
+        try:
+            payload = json.loads("\n".join(data))
+        except ValueError as exc:
+            raise ClientError(f"the job stream sent event {raw_id} with data that is not JSON: {exc}") from None
         return Event(
             id=int(raw_id),
             kind=fields.get("event", "message"),

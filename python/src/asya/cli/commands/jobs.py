@@ -147,7 +147,7 @@ def list_cmd(
     shown = 0
     with _connect(url, token) as c:
         try:
-            for job in c.iter_jobs(status=status):
+            for job in c.iter_jobs(status=status, page_size=min(max(limit, 1), 200)):
                 if shown >= limit:
                     break
                 typer.echo(json.dumps(job, ensure_ascii=False) if as_json else output.job_line(job))
