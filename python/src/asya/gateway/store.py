@@ -76,10 +76,15 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
 
 
 async def _add_event(conn: asyncpg.Connection, job_id: str, kind: str, data: Mapping[str, Any]) -> int:
+    # One round trip for both (every submission and report comes here); NOTIFY is sent at commit anyway.
     event_id = await conn.fetchval(
-        "INSERT INTO job_events (job_id, kind, data) VALUES ($1, $2, $3) RETURNING id", job_id, kind, dict(data)
+        """WITH e AS (INSERT INTO job_events (job_id, kind, data) VALUES ($1, $2, $3) RETURNING id)
+           SELECT e.id FROM e, pg_notify($4, $1)""",
+        job_id,
+        kind,
+        dict(data),
+        CHANNEL,
     )
-    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, job_id)
     return int(event_id)
 
 
