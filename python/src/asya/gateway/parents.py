@@ -42,8 +42,9 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 FAILED_IDS_SHOWN = 20
 """How many failed children a failed parent's error names (the rest are counted)."""
 
-# A constant first key keeps these locks apart from other advisory locks on hashed ids.
-_LOCK_CLASS = 0x4153_5941  # "ASYA"
+# The seed of the 64-bit id hash: two ids sharing a lock would only serialise, but could then
+# wait on each other across two trees, so the key space is made too large for that to happen.
+_LOCK_SEED = 0x4153_5941  # "ASYA"
 
 _COUNT = """
 SELECT count(*) AS total,
@@ -80,7 +81,7 @@ def children_of(kind: str, job_id: str, report: Mapping[str, Any]) -> list[str]:
 
 async def lock_children(conn: asyncpg.Connection, job_id: str) -> None:
     """Serialise every transaction that may complete ``job_id`` as a parent (see the module docstring)."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_CLASS, job_id)
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", job_id, _LOCK_SEED)
 
 
 async def after_report(
