@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
@@ -127,6 +130,21 @@ def test_the_example_tool_file_loads_and_routes_the_text_pipeline() -> None:
     tools = load([REPO / "examples/01-text-pipeline/gateway-tools.yaml"])
     assert tools, "the example defines tools"
     assert all(t.actors == ("normalize", "chunk", "classify") for t in tools.values())
+
+
+def test_serve_refuses_to_start_on_a_broken_tool_file(tmp_path: Path) -> None:
+    bad = write(tmp_path, "bad.yaml", "tools: [{name: t, route: {actors: [Bad]}}]")
+    env = {
+        **os.environ,
+        "ASYA_GATEWAY_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "ASYA_GATEWAY_AUTH": "off",
+        "ASYA_GATEWAY_TOOLS": str(bad),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "asya.gateway", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2, run.stderr
+    assert f"{bad}: tools[0] (t).route.actors[0]" in run.stderr and "Traceback" not in run.stderr
 
 
 def test_settings_read_the_tool_path_list() -> None:

@@ -53,8 +53,15 @@ def _serve() -> int:
     except SettingsError as exc:
         print(f"asya gateway: {exc}", file=sys.stderr)
         return 2
+    from asya.gateway.tools import ToolConfigError
+
+    try:
+        app = create_app(settings)
+    except ToolConfigError as exc:  # names the file and the field: a message, not a traceback
+        print(f"asya gateway: ASYA_GATEWAY_TOOLS: {exc}", file=sys.stderr)
+        return 2
     # uvicorn's access log prints method, path and status, never headers: tokens stay out of logs.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", lifespan="on")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")
     return 0
 
 
