@@ -236,37 +236,38 @@ async def test_route_jobs_take_a_deadline_in_unix_seconds(
     assert envelope["headers"][headers.DEADLINE] == deadline
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "field"),
-    [
-        (
-            {"tool": "classify_text", "params": {"doc": "d", "items": [{"text": "x"}, {"text": "y"}, {"text": ""}]}},
-            422,
-            "params.items[2].text",
-        ),
-        ({"tool": "classify_text", "params": {"doc": "d", "items": [{"text": "x"}, {}]}}, 422, "params.items[1].text"),
-        ({"tool": "classify_text", "params": {"items": []}}, 422, "params.doc"),
-        ({"tool": "classify_text", "params": {"doc": 3, "items": []}}, 422, "params.doc"),
-        ({"tool": "classify_text", "params": []}, 422, "params"),
-        ({"tool": "echo", "params": {}, "deadline": 1}, 422, "deadline"),
-        ({"tool": "echo", "params": {}, "deadline": "2001-01-01T00:00:00Z"}, 422, "deadline"),
-        ({"tool": "echo", "params": {}, "deadline": "tomorrow"}, 422, "deadline"),
-        ({"tool": "echo", "params": {}, "deadline": "2099-01-01T00:00:00"}, 422, "deadline"),
-        ({"tool": "echo", "params": {}, "deadline": 10**400}, 422, "deadline"),
-        ({"tool": "echo", "params": {}, "timeout_s": 0}, 422, "timeout_s"),
-        ({"tool": "echo", "params": {}, "timeout_s": 5, "deadline": 4e9}, 422, "timeout_s"),
-        ({"tool": "echo", "params": {}, "route": {"actors": ["a"]}}, 422, "route"),
-        ({"tool": "nope", "params": {}}, 404, "tool"),
-        ({"tool": 7}, 422, "tool"),
-    ],
-)
+BAD_TOOL_REQUESTS: list[tuple[dict[str, Any], int, str]] = [
+    (
+        {"tool": "classify_text", "params": {"doc": "d", "items": [{"text": "x"}, {"text": "y"}, {"text": ""}]}},
+        422,
+        "params.items[2].text",
+    ),
+    ({"tool": "classify_text", "params": {"doc": "d", "items": [{"text": "x"}, {}]}}, 422, "params.items[1].text"),
+    ({"tool": "classify_text", "params": {"items": []}}, 422, "params.doc"),
+    ({"tool": "classify_text", "params": {"doc": 3, "items": []}}, 422, "params.doc"),
+    ({"tool": "classify_text", "params": []}, 422, "params"),
+    ({"tool": "echo", "params": {}, "deadline": 1}, 422, "deadline"),
+    ({"tool": "echo", "params": {}, "deadline": "2001-01-01T00:00:00Z"}, 422, "deadline"),
+    ({"tool": "echo", "params": {}, "deadline": "tomorrow"}, 422, "deadline"),
+    ({"tool": "echo", "params": {}, "deadline": "2099-01-01T00:00:00"}, 422, "deadline"),
+    ({"tool": "echo", "params": {}, "deadline": 10**400}, 422, "deadline"),
+    ({"tool": "echo", "params": {}, "timeout_s": 0}, 422, "timeout_s"),
+    ({"tool": "echo", "params": {}, "timeout_s": 5, "deadline": 4e9}, 422, "timeout_s"),
+    ({"tool": "echo", "params": {}, "route": {"actors": ["a"]}}, 422, "route"),
+    ({"tool": "nope", "params": {}}, 404, "tool"),
+    ({"tool": 7}, 422, "tool"),
+]
+
+
 async def test_bad_tool_requests_name_the_field(
-    tool_gateway: RunningGateway, local_transport: TransportSettings, body: dict[str, object], status: int, field: str
+    tool_gateway: RunningGateway, local_transport: TransportSettings
 ) -> None:
+    # one gateway for every case: starting one per case costs more than the cases
     async with tool_gateway.client() as c:
-        for path in ("/jobs", "/mcp/tools/call"):
-            r = await c.post(path, json=body)
-            assert (r.status_code, r.json().get("field")) == (status, field), (path, r.text)
+        for body, status, field in BAD_TOOL_REQUESTS:
+            for path in ("/jobs", "/mcp/tools/call"):
+                r = await c.post(path, json=body)
+                assert (r.status_code, r.json().get("field")) == (status, field), (path, body, r.text)
         assert (await c.get("/jobs")).json()["jobs"] == [], "nothing was stored"
     assert published(local_transport, "normalize") == [] and published(local_transport, "echo") == []
 
