@@ -87,6 +87,8 @@ def test_bad_input_sends_nothing_and_says_where(rabbitmq_server: RabbitMQServer,
     invalid.write_text(json.dumps([envelope(0), {"id": "x", "payload": 1}]))
     result = cli.invoke(app, ["send", name, str(invalid), "--url", rabbitmq_server.url])
     assert result.exit_code == 2 and "[1].route" in result.stderr and "nothing was sent" in result.stderr
+    result = cli.invoke(app, ["send", "Not-An-Actor", str(invalid), "--url", rabbitmq_server.url])
+    assert result.exit_code == 2 and result.stderr.startswith("error: queue: 'Not-An-Actor' is not a valid actor name")
     result = cli.invoke(app, ["send", name, str(tmp_path / "absent.json"), "--url", rabbitmq_server.url])
     assert result.exit_code == 2 and "cannot read" in result.stderr
     assert drain(rabbitmq_server.url, name, 0) == []

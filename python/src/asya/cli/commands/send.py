@@ -74,6 +74,10 @@ def send(
         raise typer.Exit(EXIT_INPUT) from None
     try:
         target = client.broker_queue(queue, queue_prefix)
+    except EnvelopeError as exc:
+        output.job_error(f"{exc}; nothing was sent")
+        raise typer.Exit(EXIT_INPUT) from None
+    try:
         confirmed = client.publish(queue, envelopes, url=url, queue_prefix=queue_prefix)
     except EnvelopeError as exc:
         output.job_error(f"{file}: envelope {exc}; nothing was sent")
