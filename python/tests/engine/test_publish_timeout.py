@@ -75,7 +75,12 @@ async def test_unconfirmed_publish_is_given_back_not_blamed_on_the_handler(
         await asyncio.sleep(max(0.0, PROCESSING_TIMEOUT_S + 2.0 - (time.monotonic() - t0)))
         await asyncio.to_thread(rabbitmq_server.ctl, "set_vm_memory_high_watermark", "0.4")
         alarm = False
-        out = await _first(bus, queue_name(nxt), 60.0)
+        try:
+            out = await _first(bus, queue_name(nxt), 60.0)
+        except TimeoutError:
+            raise AssertionError(
+                f"no output 60 s after the alarm cleared; sidecar log:\n{sidecar.log()[-6000:]}"
+            ) from None
         assert out["id"] == f"pt-{u}" and out["payload"] == {"done": 1}
         # the output only leaves after the handler's call ended well: a timeout_error would have gone to
         # error-end instead, before it, so error-end must be empty now (no observation window needed)
