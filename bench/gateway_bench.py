@@ -169,11 +169,13 @@ async def streams_phase(
         await wait_until(lambda: len(arrived) >= len(streams), 120, "a live event on every stream")
         rss_open = vm_rss_mib(gw.pid)
         samples: list[float] = []
+        posts: list[float] = []  # the POST's own round trip: how much of the latency is the commit path
         for i in range(args.samples):
             job = streams[i % len(streams)].job_id
             step = 1 + i // len(streams)
             t0 = time.perf_counter()
             await client.report(job, {"actor": "bench-b", "step": step, "steps": 2, "status": "success"})
+            posts.append(time.perf_counter() - t0)
             await wait_until(lambda: (job, step) in arrived, 10, f"event {job}/{step}")  # noqa: B023
             samples.append(arrived[(job, step)] - t0)
         rss_end = vm_rss_mib(gw.pid)
@@ -186,6 +188,7 @@ async def streams_phase(
         "rss_end_mib": rnd(rss_end, 1),
         "rss_growth_mib": rnd(max(rss_open, rss_end) - rss_before, 1),
         "latency_ms": {k: rnd(v, 2) for k, v in latency_summary(samples).items()},
+        "report_post_ms": {k: rnd(v, 2) for k, v in latency_summary(posts).items()},
     }
 
 
@@ -262,6 +265,8 @@ def print_table(result: dict[str, Any]) -> None:
         )
     lat = result["sse"]["latency_ms"]
     table.add_row("report -> SSE client p50 (ms)", str(lat["p50"]), "", "")
+    post = result["sse"]["report_post_ms"]
+    table.add_row("report POST round trip p50 / p99 (ms)", f"{post['p50']} / {post['p99']}", "", "")
     cpu = result["submission_cpu_ms"]
     table.add_row(
         "CPU ms per job: gateway / postgres / client", f"{cpu['gateway']} / {cpu['postgres']} / {cpu['client']}", "", ""
