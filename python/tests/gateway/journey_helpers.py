@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +82,32 @@ class Journey:
             if {k: v.strip('"') for k, v in got.items()} == want:
                 return value
         return 0.0
+
+    async def wait_metric(
+        self, actor: str, name: str, holds: Callable[[float], bool], what: str, timeout: float = 30, **labels: str
+    ) -> float:
+        """Wait until ``holds(sample)``; scrapes run in a thread so the gateway in this loop keeps serving."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = await asyncio.to_thread(self.metric, actor, name, **labels)
+            if holds(value):
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what} ({name} = {value})")
+            await asyncio.sleep(0.02)
+
+    async def wait_consuming(self, *actors: str, timeout: float = 60) -> None:
+        """Until every sidecar's ``/readyz`` says it consumes (its queue exists, cancellations loaded)."""
+
+        def ready(actor: str) -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[actor]}/readyz", timeout=2) as resp:
+                    return bool(resp.status == 200)
+            except OSError:
+                return False
+
+        for actor in actors:
+            await until(functools.partial(ready, actor), f"sidecar {actor} consuming", timeout, every=0.1)
 
     def stored(self, job_id: str) -> list[Path]:
         """Objects happy-end or error-end stored for ``job_id`` (results and dead letters)."""

@@ -71,6 +71,7 @@ async def test_a_job_cancelled_mid_pipeline_stops_at_the_next_hop(journey: Journ
     journey.start_actor(second, "wait_for_file")
     journey.start_actor(third, "echo")
     journey.start_crew()
+    await journey.wait_consuming(first, second, third)  # on RabbitMQ the gateway's publish needs the queue
     started, gate = tmp_path / "started", tmp_path / "gate"
     body = {
         "route": {"actors": [first, second, third]},
@@ -80,17 +81,22 @@ async def test_a_job_cancelled_mid_pipeline_stops_at_the_next_hop(journey: Journ
         job_id = (await c.post("/jobs", json=body)).json()["id"]
     await until(started.exists, "step 2's handler running", 60)
 
+    async def step_one_reported() -> bool:
+        return ((await job_of(journey.gateway, job_id))["progress"] or {}).get("actor") == first
+
+    await eventually(step_one_reported, "step 1's progress at the gateway", 15)  # reports are asynchronous
+
     t0 = time.monotonic()
     async with journey.gateway.client() as c:
         assert (await c.post(f"/jobs/{job_id}/cancel")).json()["status"] == "cancelled"
-    await until(lambda: journey.metric(second, names.SIDECAR_CANCELLED_KNOWN) >= 1, "step 2's sidecar learns", 10)
+    await journey.wait_metric(second, names.SIDECAR_CANCELLED_KNOWN, lambda v: v >= 1, "step 2's sidecar learns", 10)
     latency = time.monotonic() - t0
     print(f"cancel -> sidecar knows: {latency * 1000:.0f} ms")
     assert latency <= LATENCY_BOUND_S
 
     gate.write_text("open")  # the running handler is not interrupted: it finishes, its output is dropped
     dropped = {"stage": "outputs"}
-    await until(lambda: journey.metric(second, names.SIDECAR_CANCELLED_DROPPED, **dropped) == 1, "drop", 30)
+    await journey.wait_metric(second, names.SIDECAR_CANCELLED_DROPPED, lambda v: v == 1, "the drop", **dropped)
     assert journey.metric(third, names.SIDECAR_MESSAGES_RECEIVED) == 0
     assert journey.metric(second, names.SIDECAR_OUTPUTS_PUBLISHED, destination=third) == 0
 
@@ -126,7 +132,7 @@ async def test_an_already_cancelled_jobs_envelopes_never_reach_the_runtime(
     # the job's envelope waits in the queue; the sidecar starting now loads the cancellations first
     journey.start_actor(actor, "wait_for_file")
     before = {"stage": "before_call"}
-    await until(lambda: journey.metric(actor, names.SIDECAR_CANCELLED_DROPPED, **before) == 1, "dropped", 30)
+    await journey.wait_metric(actor, names.SIDECAR_CANCELLED_DROPPED, lambda v: v == 1, "the drop", **before)
     # a fan-out child of the cancelled job injected straight into the queue goes the same way
     child = f"{job_id}.3"
     bus = transports.create(transport_settings)
@@ -139,8 +145,8 @@ async def test_an_already_cancelled_jobs_envelopes_never_reach_the_runtime(
         await inject(bus, actor, {"id": other, "route": {"actors": [actor], "current": 0}, "payload": payload})
     finally:
         await bus.close()
-    await until(lambda: journey.metric(actor, names.SIDECAR_CANCELLED_DROPPED, **before) == 2, "child", 30)
-    await until(lambda: journey.metric(actor, names.SIDECAR_MESSAGES_PROCESSED, outcome="success"), "other ran", 30)
+    await journey.wait_metric(actor, names.SIDECAR_CANCELLED_DROPPED, lambda v: v == 2, "the child's drop", **before)
+    await journey.wait_metric(actor, names.SIDECAR_MESSAGES_PROCESSED, bool, "other ran", outcome="success")
     assert started.exists()  # it did reach the handler: only the cancelled job's envelopes were kept from it
     assert journey.metric(actor, names.SIDECAR_MESSAGES_PROCESSED, outcome="success") == 1
 

@@ -105,6 +105,7 @@ class Reporter:
         self.dropped = 0
         self.failed = 0
         self.sent = 0
+        self._outage = False
 
     def progress(self, env: Envelope, actor: str, status: str, **extra: Any) -> None:
         """Queue a progress report for the delivery of ``env`` at ``actor``."""
@@ -230,6 +231,7 @@ class Reporter:
         self._wake.set()
 
     def _gateway_down(self) -> None:
+        self._outage = True
         self._backoff = min(BACKOFF_MAX_S, self._backoff * 2) if self._backoff else BACKOFF_BASE_S
         self._down_until = time.monotonic() + self._backoff * random.uniform(0.5, 1.0)
 
@@ -294,10 +296,9 @@ class Reporter:
         self.sent += 1
         if self._metrics is not None:
             self._metrics.reports_sent.labels(kind=report.kind).inc()
-        if report.attempts > 1 and self.failed:
-            log.info(
-                "gateway takes reports again (%s for %s after %d attempts)", report.kind, report.job, report.attempts
-            )
+        if self._outage and report.attempts > 1:
+            self._outage = False  # said once per outage, not once per report in the backlog
+            log.info("gateway takes reports again (%d more waiting to be sent)", self._waiting)
 
     def _drop(self, kind: str, reason: str, event: dict[str, Any], why: str = "") -> None:
         self.dropped += 1

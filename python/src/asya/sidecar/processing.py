@@ -7,10 +7,9 @@
 acknowledging (``asya/engine/consuming.py``). Every branch here ends in a
 defined place: the next actor's queue, happy-end, error-end, or back to the
 broker (runtime gone; bounded by the delivery limit). A publish that fails
-raises, the engine gives the input back and the broker redelivers it, so
-outputs may be sent twice (at-least-once), never zero times. An envelope of a
-cancelled job is dropped (``engine.cancellation``); the job deadline bounds the call
-(``deadlines``).
+raises, the engine gives the input back and the broker redelivers it, so outputs
+may be sent twice (at-least-once), never zero times. A cancelled job's envelope is
+dropped (``engine.cancellation``); the job deadline bounds the call (``deadlines``).
 """
 
 from __future__ import annotations
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("asya.sidecar")
 
-_FIRST_POLL_S = 2.0  # longest start-up wait for the first cancellation poll (a gateway down: start anyway)
 _PUBLISH_WINDOW = 64
 """Outputs of one envelope awaiting broker confirms at once (fan-out of thousands stays bounded)."""
 
@@ -67,6 +65,7 @@ class RuntimeProcessor:
         self.abandoned_calls = 0
         self.engine: Engine | None = None
         self.cancellations = CancellationWatch(None)  # the engine's, from start(); this one knows nothing
+        self.cancelled_ids = self.cancellations.ids.entries
 
     # --- engine hooks ---
 
@@ -76,6 +75,7 @@ class RuntimeProcessor:
         self.reporter = engine.reporter
         self.store = engine.store
         self.cancellations = engine.cancellations
+        self.cancelled_ids = self.cancellations.ids.entries  # empty nearly always: tested inline, no call
         self.cancellations.start()
         self.dropped = engine.metrics.cancelled_dropped
         self.publisher = publishing.Publisher(
@@ -83,7 +83,7 @@ class RuntimeProcessor:
         )
         log.info("actor %s: waiting for the runtime in %s", self.actor, self.settings.socket_dir)
         await self.runtime.wait_ready(self.settings.runtime_ready_timeout_s)
-        await self.cancellations.loaded(_FIRST_POLL_S)  # a restarted sidecar must not run cancelled work first
+        await self.cancellations.loaded(2.0)  # a restarted sidecar must not run cancelled work first (<= 2 s)
 
     def health(self) -> tuple[bool, str]:
         if self.abandoned_calls >= self.settings.engine.prefetch:
@@ -159,7 +159,7 @@ class RuntimeProcessor:
             wrapped["payload"]["details"]["actor"] = self.actor
             await self.publisher.send(self.settings.engine.error_end, wrapped)
             return Outcome.ERROR, wrapped
-        if self.cancellations.cancelled(env):
+        if self.cancelled_ids and self.cancellations.cancelled(env):
             return Outcome.CANCELLED, env  # acked: the runtime never sees it, nothing goes on
         if current_actor(env) != self.actor:
             await self._fail(env, ErrorCode.MSG_PARSING_ERROR.value, routing.route_mismatch_details(env, self.actor))
@@ -274,7 +274,7 @@ class RuntimeProcessor:
 
         async def emit(item: dict[str, Any], i: int, many: bool) -> None:
             nonlocal window, dropped
-            if dropped or self.cancellations.cancelled(env):
+            if dropped or (self.cancelled_ids and self.cancellations.cancelled(env)):
                 dropped = True
                 return
             out = routing.output_envelope(env, item, i, many)
@@ -344,7 +344,7 @@ class RuntimeProcessor:
                 self.runtime.finish(conn)
             self.metrics.processing_seconds.observe(time.perf_counter() - started)
 
-        if dropped or self.cancellations.cancelled(env):
+        if dropped or (self.cancelled_ids and self.cancellations.cancelled(env)):
             return Outcome.CANCELLED_AFTER_CALL  # its error or its happy-end copy would outlive the cancel too
         if error is not None:
             code = str(error.get("error") or ErrorCode.PROCESSING_ERROR.value)
