@@ -19,6 +19,8 @@ ENV = {
     "ASYA_S3_ENDPOINT_URL": "http://s3:8333",
     "ASYA_HTTP_PORT": "9100",
     "ASYA_PUBLISH_TIMEOUT_S": "4",
+    "ASYA_GATEWAY_TOKEN": "report-secret",
+    "ASYA_REPORT_RETRY_S": "12",
 }
 
 
@@ -29,6 +31,8 @@ def _shared(settings: EngineSettings) -> tuple[object, ...]:
         settings.max_deliveries,
         settings.graceful_shutdown_s,
         settings.gateway_url,
+        settings.gateway_token,
+        settings.report_retry_s,
         settings.storage_url,
         settings.s3,
         settings.http_port,
@@ -41,6 +45,8 @@ def test_crew_and_sidecar_read_the_same_shared_settings() -> None:
     assert crew.transport.options == {"queue_type": "quorum"}, "the crew's queues would not match the sidecars'"
     assert _shared(crew) == _shared(sidecar)
     assert sidecar.transport.publish_timeout_s == 4.0
+    assert (crew.gateway_token, crew.report_retry_s) == ("report-secret", 12.0)
+    assert "report-secret" not in repr(CrewSettings.from_env(ENV))
     assert crew.actor == "happy-end" and sidecar.actor == "clean"
 
 

@@ -71,6 +71,10 @@ class CrewSettings:
     """happy-end's longest pause between attempts to store a result while the store is down, seconds."""
     retry: RetrySettings = dataclasses.field(default_factory=RetrySettings)
     """error-end's retry policy."""
+    gateway_token: str = dataclasses.field(default="", repr=False)
+    """The gateway's report token (``ASYA_GATEWAY_TOKEN``); never printed."""
+    report_retry_s: float = 60.0
+    """How long a report the gateway did not take is retried before it is dropped (``ASYA_REPORT_RETRY_S``)."""
 
     def engine(self, actor: str) -> EngineSettings:
         """The consumer-engine settings of end actor ``actor``."""
@@ -89,6 +93,8 @@ class CrewSettings:
             graceful_shutdown_s=self.shutdown_grace_s,
             http_port=self.health_port or 0,
             gateway_url=self.gateway_url or "",
+            gateway_token=self.gateway_token,
+            report_retry_s=self.report_retry_s,
             storage_url=self.storage_url,
             s3=self.s3,
         )
@@ -119,6 +125,8 @@ class CrewSettings:
             storage_url=shared.storage_url,
             s3=shared.s3,
             gateway_url=shared.gateway_url or None,
+            gateway_token=shared.gateway_token,
+            report_retry_s=shared.report_retry_s,
             prefetch=shared.prefetch,
             health_port=shared.http_port or None,
             visibility_timeout_s=shared.transport.visibility_timeout_s,

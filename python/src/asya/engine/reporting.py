@@ -4,7 +4,7 @@ Two kinds, one reporter:
 - progress, after every finished delivery: ``POST <gateway>/jobs/<id>/progress``
   ``{id, parent_id, actor, step, steps, status, sent, outputs}``;
 - final, from the end actors: ``POST <gateway>/jobs/<id>/final``
-  ``{id, parent_id, status: succeeded|retrying|failed, actor, ...}``.
+  ``{id, parent_id, status: succeeded|retrying|failed, actor, route: {actors, current}, ...}``.
 
 Progress reports go through a bounded in-memory queue drained by one
 background task, so a slow or absent gateway never holds an envelope back. A
@@ -138,6 +138,9 @@ class Reporter:
         if not self.url:
             return False
         event: dict[str, Any] = {"id": str(env.get("id", "")), "parent_id": env.get("parent_id"), "status": status}
+        route = env.get("route")
+        if isinstance(route, dict):  # the gateway fills in step events still on their way (gateway/steps.py)
+            event["route"] = {"actors": route.get("actors"), "current": route.get("current")}
         event.update({k: v for k, v in extra.items() if v is not None})
         report = _Report("final", event, time.monotonic())
         if report.job in self._backlog or time.monotonic() < self._down_until:

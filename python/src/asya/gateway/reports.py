@@ -2,8 +2,9 @@
 
 ``POST /jobs/{id}/progress`` and ``POST /jobs/{id}/final``, with the report
 token. The body's shape is the reporter's; the path id wins over the body's.
-Answers are small and quick: the reporter drops what it cannot deliver, so
-these endpoints never wait on anything but one short transaction.
+Answers are small and quick (one short transaction): the reporter retries what
+the gateway did not take in the background and drops it only after a bound, so
+a slow answer here would only grow the sidecars' backlogs.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from asya.gateway import parents
+from asya.gateway import parents, steps
 
 CHANNEL = "asya_job_events"
 
@@ -234,6 +234,9 @@ class JobStore:
                 return await _dropped(conn, row, job_id, report)
             if row["status"] in TERMINAL:
                 return {"job": job_view(row), "applied": False}
+            if kind == "final" and report.get("status") == SUCCEEDED:
+                # before the final event: a step report that arrives after it would be ignored
+                await steps.fill_in(conn, job_id, report, _add_event, child=row["parent_id"] is not None)
             event_kind, row = await _apply(conn, kind, job_id, report)
             event_id = await _add_event(conn, job_id, event_kind, report)
             await parents.after_report(conn, kind, row, report, _add_event)
