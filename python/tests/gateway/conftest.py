@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from fixtures.postgres import PostgresServer
 from gateway_helpers import RunningGateway, running_gateway, settings
+from support.procs import Proc
 
 from asya.gateway.migrations import migrate
 from asya.gateway.settings import GatewaySettings
@@ -38,3 +40,14 @@ def gateway_settings(gateway_dsn: str, local_transport: TransportSettings) -> Ga
 async def gateway(gateway_settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
     async with running_gateway(gateway_settings) as gw:
         yield gw
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Processes a test starts (real sidecars, runtimes, crew): all signalled first, then stopped."""
+    started: list[Proc] = []
+    yield started
+    for proc in started:
+        proc.signal(signal.SIGTERM)
+    for proc in started:
+        proc.stop()

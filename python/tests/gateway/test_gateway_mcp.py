@@ -263,16 +263,6 @@ async def test_mcp_is_the_one_non_rest_route(text_gateway: RunningGateway) -> No
 # --- through real actors ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.signal(15)
-    for proc in started:
-        proc.stop()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 async def test_an_mcp_tool_call_runs_through_real_actors_with_progress_to_its_result(

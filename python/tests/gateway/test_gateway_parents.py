@@ -18,7 +18,7 @@ import httpx
 import pytest
 from gateway_helpers import Event, RunningGateway, progress_report, running_gateway, stream
 from support.procs import Proc
-from test_gateway_pipeline import follow, procs, start_pipeline  # noqa: F401  (procs is a fixture)
+from test_gateway_pipeline import follow, start_pipeline
 
 from asya.gateway.settings import GatewaySettings
 from asya.transports import TransportSettings

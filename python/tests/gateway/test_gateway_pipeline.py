@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,6 @@ from support.procs import Proc, base_env, start_runtime, start_sidecar
 from asya.transports import TransportSettings
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.signal(15)
-    for proc in started:
-        proc.stop()
 
 
 def start_pipeline(
