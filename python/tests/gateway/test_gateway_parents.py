@@ -160,7 +160,7 @@ async def test_a_fanout_through_real_actors_completes_the_parent(
     gateway: RunningGateway,
     local_transport: TransportSettings,
     tmp_path: Path,
-    procs: list[Proc],  # noqa: F811
+    procs: list[Proc],
 ) -> None:
     suffix = uuid.uuid4().hex[:6]
     split, work = f"split-{suffix}", f"work-{suffix}"

@@ -277,3 +277,26 @@ async def test_mcp_tools_call_needs_a_client_token(tool_gateway: RunningGateway)
         assert (await c.post("/mcp/tools/call", json={"tool": "echo", "params": {}})).status_code == 401
     async with tool_gateway.reporter() as c:
         assert (await c.post("/mcp/tools/call", json={"tool": "echo", "params": {}})).status_code == 401
+
+
+async def test_jobs_list_filters_by_tool_across_pages(tool_gateway: RunningGateway) -> None:
+    async with tool_gateway.client() as c:
+        made = []
+        for _ in range(3):
+            r = await c.post("/mcp/tools/call", json={"tool": "classify_text", "params": ARGS})
+            assert r.status_code == 201, r.text
+            made.append(r.json()["job_id"])
+        r = await c.post("/jobs", json={"route": {"actors": ["normalize"]}, "payload": {}})
+        assert r.status_code == 201, r.text
+        seen, cursor = [], None
+        while True:
+            params = {"tool": "classify_text", "limit": "2", **({"cursor": cursor} if cursor else {})}
+            page = (await c.get("/jobs", params=params)).json()
+            seen += [job["id"] for job in page["jobs"]]
+            assert all(job["tool"] == "classify_text" for job in page["jobs"])
+            if not (cursor := page["next_cursor"]):
+                break
+        assert seen == made[::-1], "newest first, only the tool's jobs, no page repeats or skips"
+        assert (await c.get("/jobs", params={"tool": "no_such_tool"})).json()["jobs"] == []
+        too_long = await c.get("/jobs", params={"tool": "t" * 201})
+        assert too_long.status_code == 422 and too_long.json()["field"] == "tool"

@@ -24,6 +24,7 @@ from asya.gateway.streaming import stream_response
 from asya.gateway.tools import Tool
 
 MAX_LIMIT = 200
+MAX_TOOL_NAME = 200
 
 
 def invalid(field: str, message: str, status: int = 422) -> JSONResponse:
@@ -104,7 +105,10 @@ async def list_jobs(request: Request) -> Response:
             return invalid("cursor", "not a cursor this gateway returned")
         if not 0 < cursor < 2**63:
             return invalid("cursor", "not a cursor this gateway returned")
-    jobs, next_cursor = await gw.store.page(status=status, limit=limit, cursor=cursor)
+    tool = q.get("tool") or None
+    if tool is not None and len(tool) > MAX_TOOL_NAME:
+        return invalid("tool", f"at most {MAX_TOOL_NAME} characters")
+    jobs, next_cursor = await gw.store.page(status=status, limit=limit, cursor=cursor, tool=tool)
     return JSONResponse({"jobs": jobs, "next_cursor": str(next_cursor) if next_cursor is not None else None})
 
 

@@ -95,6 +95,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        4,
+        "jobs by tool",
+        # ``GET /jobs?tool=`` pages newest first within one tool, like ``jobs_status_seq`` for status.
+        """
+        CREATE INDEX jobs_tool_seq ON jobs (tool, seq) WHERE tool IS NOT NULL;
+        """,
+    ),
 ]
 
 

@@ -66,6 +66,12 @@ def document(version: str) -> dict[str, Any]:
                     "summary": "Jobs, newest first, with keyset pagination",
                     "parameters": [
                         {"name": "status", "in": "query", "schema": {"$ref": "#/components/schemas/Status"}},
+                        {
+                            "name": "tool",
+                            "in": "query",
+                            "description": "only jobs created by this tool",
+                            "schema": {"type": "string", "maxLength": 200},
+                        },
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                     ],

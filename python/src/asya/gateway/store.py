@@ -175,16 +175,18 @@ class JobStore:
         return job_view(row, with_payload=True) if row is not None else None
 
     async def page(
-        self, *, status: str | None, limit: int, cursor: int | None
+        self, *, status: str | None, limit: int, cursor: int | None, tool: str | None = None
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first; (jobs, next cursor or None). The cursor is the last row's ``seq``."""
         rows = await self.pool.fetch(
             """SELECT * FROM jobs
                WHERE ($1::text IS NULL OR status = $1) AND ($2::bigint IS NULL OR seq < $2)
+                 AND ($4::text IS NULL OR tool = $4)
                ORDER BY seq DESC LIMIT $3""",
             status,
             cursor,
             limit + 1,
+            tool,
         )
         more = len(rows) > limit
         rows = rows[:limit]

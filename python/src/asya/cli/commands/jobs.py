@@ -138,6 +138,7 @@ def get_cmd(
 @app.command("list")
 def list_cmd(
     status: str | None = typer.Option(None, help="Only jobs with this status (queued, running, succeeded, ...)."),
+    tool: str | None = typer.Option(None, help="Only jobs created by this tool."),
     limit: int = typer.Option(50, help="At most this many (newest first)."),
     url: str | None = UrlOpt,
     token: str | None = TokenOpt,
@@ -147,7 +148,7 @@ def list_cmd(
     shown = 0
     with _connect(url, token) as c:
         try:
-            for job in c.iter_jobs(status=status, page_size=min(max(limit, 1), 200)):
+            for job in c.iter_jobs(status=status, tool=tool, page_size=min(max(limit, 1), 200)):
                 if shown >= limit:
                     break
                 typer.echo(json.dumps(job, ensure_ascii=False) if as_json else output.job_line(job))
