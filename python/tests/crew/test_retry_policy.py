@@ -32,7 +32,11 @@ def test_backoff_doubles_and_is_capped() -> None:
 def test_delays_are_quantized_so_delay_queues_are_reused() -> None:
     assert retrying.quantize(0.1234) == 0.12
     assert retrying.quantize(3.456) == 3.5
-    assert retrying.quantize(123.4) == 123.0
+    assert retrying.quantize(42.4) == 42.0
+    assert retrying.quantize(123.4) == 120.0
+    assert retrying.quantize(3599.0) == 3600.0
+    # the grid the RabbitMQ delay queues follow stays bounded up to an hour (the queues are kept)
+    assert len({retrying.quantize(ms / 1000) for ms in range(0, 3_600_001, 7)}) < 360
     grid = retrying.likely_delays(RetrySettings(max_attempts=3, backoff_base_s=1.0, jitter=0.2))
     assert grid[0] == 0.8 and grid[-1] == 2.4 and len(grid) == len(set(grid))
 

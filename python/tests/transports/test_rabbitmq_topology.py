@@ -232,7 +232,7 @@ class TestPrefix(PrefixConfig, Topology):
 
         assert isinstance(t, RabbitMQTransport)
         await _rabbitmq_delays.publish_delayed(t, f"asya-{actor}", b"later", delay_s=0.3)
-        assert await queue_exists(self.server.url, "delayq-300")  # the delay queues follow the prefix
+        assert await queue_exists(self.server.url, "delayed-300")  # the delay queues follow the prefix
         assert (await next_delivery(self.consume(t, f"asya-{actor}"))).body == b"later"
 
     async def test_reserved_prefix_is_refused(self) -> None:

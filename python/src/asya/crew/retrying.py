@@ -86,14 +86,19 @@ def _float(value: object, default: float) -> float:
     return _number(value, default, float)
 
 
-def quantize(delay_s: float) -> float:
-    """Round a delay to 10 ms below 1 s, 100 ms below 10 s, 1 s above.
+def _step(delay_s: float) -> float:
+    return 0.01 if delay_s < 1 else 0.1 if delay_s < 10 else 1.0 if delay_s < 60 else 10.0 if delay_s < 600 else 60.0
 
-    Brokers that delay with one queue per delay value (RabbitMQ TTL queues) then
-    reuse a bounded set of queues instead of declaring one per jittered value;
-    jitter keeps its purpose at this resolution.
+
+def quantize(delay_s: float) -> float:
+    """Round a delay to 10 ms below 1 s, 100 ms below 10 s, 1 s below 1 min, 10 s below 10 min, 1 min above.
+
+    Brokers that delay with one queue per delay value (RabbitMQ TTL queues, which
+    are kept, not expired) then reuse a bounded set of queues instead of declaring
+    one per jittered value: about 350 for delays up to an hour. Jitter keeps its
+    purpose at this resolution.
     """
-    step = 0.01 if delay_s < 1 else 0.1 if delay_s < 10 else 1.0
+    step = _step(delay_s)
     return round(round(delay_s / step) * step, 3)
 
 
@@ -116,7 +121,7 @@ def likely_delays(settings: RetrySettings) -> list[float]:
         d = low
         while d <= high:
             out.add(d)
-            d = quantize(d + (0.01 if d < 1 else 0.1 if d < 10 else 1.0))
+            d = quantize(d + _step(d))
     return sorted(out)
 
 

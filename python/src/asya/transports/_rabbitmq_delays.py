@@ -7,9 +7,9 @@ reports ``supports_delay = False``; ``RabbitMQTransport.publish(delay_s=...)``
 may delegate here too.
 
 How: for a delay of ``ms`` milliseconds we keep a fanout exchange
-``asya-delayq-<ms>`` bound to a durable queue ``asya-delayq-<ms>`` declared with
+``asya-delayed-<ms>`` bound to a durable queue ``asya-delayed-<ms>`` declared with
 ``x-message-ttl = ms`` and ``x-dead-letter-exchange = ""`` (both named
-``<queue_prefix>delayq-<ms>`` on the broker, like every queue of ours). A
+``<queue_prefix>delayed-<ms>`` on the broker, like every queue of ours). A
 message is published to that exchange with the *target queue*'s broker name
 as routing key; the fanout ignores the key and parks the message; when its TTL
 runs out RabbitMQ dead-letters it to the default exchange with the original
@@ -26,23 +26,29 @@ lost. At-least-once keeps the expired message in the delay queue until the
 target queue has confirmed its copy (after a crash it is dead-lettered again,
 perhaps twice, which at-least-once allows). The strategy needs
 ``x-overflow = reject-publish``; without a length limit nothing is rejected.
-The queue name changed with the queue type (``asya-delay-<ms>`` were classic):
+
+No ``x-expires``: the delay queues stay. An expiring queue is deleted *with*
+the messages parked in it, and on RabbitMQ 3.10 re-declaring a quorum queue
+does not renew its expiry (measured: declared with 8 s, re-declared at 5 s,
+gone at 10 s), so an error-end running longer than the expiry lost the
+retries parked at that moment (found by the 10,000-envelope conservation run:
+3 retries of 0.04 s gone). Retry delays are quantized (``crew.retrying.quantize``),
+so the set of queues stays bounded (about 200 for the default policy), and an
+empty quorum queue costs the broker little. The names changed twice with the
+arguments (``asya-delay-<ms>`` were classic, ``asya-delayq-<ms>`` expired):
 re-declaring an existing queue with other arguments fails, and the old ones
 expire on their own.
 
-Clean-up: each delay queue has ``x-expires`` (unused for TTL + 5 min → deleted),
-re-declared at least every 4 minutes while in use; the exchange is
-``auto_delete`` and disappears with its last binding. A message always
-expires before its queue can, because the queue is re-declared less than
-4 minutes before each publish. error-end pre-declares the delays its policy
-will use (``predeclare``), so a first retry does not pay for a declare.
+Declares: each process declares a delay queue once, before its first use
+(``declared``); a queue deleted by hand is declared again on the next publish.
+error-end pre-declares the delays its policy will use (``predeclare``), so a
+first retry does not pay for a declare.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -56,21 +62,17 @@ from asya.transports import rabbitmq
 if TYPE_CHECKING:
     from asya.transports.rabbitmq import RabbitMQTransport
 
-DELAY_PREFIX = "asya-delayq-"
-EXPIRES_MARGIN_MS = 5 * 60 * 1000
-"""How long an unused delay queue outlives its TTL before RabbitMQ deletes it."""
+DELAY_PREFIX = "asya-delayed-"
 PREDECLARE_CHANNELS = 8
 """Channels ``predeclare`` declares on in parallel."""
-REDECLARE_EVERY_S = 240.0
-"""Re-declare a delay queue this often while publishing to it (resets x-expires; < EXPIRES_MARGIN)."""
 
 
 class _State:
-    """Per-transport bookkeeping: our channel, and when each delay queue was last declared."""
+    """Per-transport bookkeeping: our channel, and the delay queues this process has declared."""
 
     def __init__(self) -> None:
         self.channel: Any = None
-        self.declared: dict[str, float] = {}
+        self.declared: set[str] = set()
         self.locks: dict[str, asyncio.Lock] = {}
 
 
@@ -94,10 +96,10 @@ async def _channel(transport: RabbitMQTransport, state: _State) -> Any:
 async def _declare(transport: RabbitMQTransport, delay_ms: int, own_channel: Any = None) -> str:
     name = transport.topology.broker(delay_name(delay_ms))  # under the queue prefix, like every queue of ours
     state = _states.setdefault(transport, _State())
-    if time.monotonic() - state.declared.get(name, -math.inf) < REDECLARE_EVERY_S:
+    if name in state.declared:
         return name
     async with state.locks.setdefault(name, asyncio.Lock()):  # concurrent retries with one delay share a declare
-        if time.monotonic() - state.declared.get(name, -math.inf) < REDECLARE_EVERY_S:
+        if name in state.declared:
             return name
         channel = own_channel or await _channel(transport, state)
         try:
@@ -111,7 +113,6 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int, own_channel: Any
                 arguments={
                     "x-message-ttl": delay_ms,
                     "x-dead-letter-exchange": "",
-                    "x-expires": delay_ms + EXPIRES_MARGIN_MS,
                     "x-queue-type": "quorum",
                     "x-dead-letter-strategy": "at-least-once",
                     "x-overflow": "reject-publish",
@@ -122,7 +123,7 @@ async def _declare(transport: RabbitMQTransport, delay_ms: int, own_channel: Any
             if own_channel is None:
                 state.channel = None  # a broker error closed it; the next call opens a fresh one
             raise
-        state.declared[name] = time.monotonic()
+        state.declared.add(name)
     return name
 
 
@@ -181,7 +182,7 @@ async def _publish_delayed(
             return
         except (aiormq.exceptions.PublishError, aiormq.exceptions.ChannelNotFoundEntity) as exc:
             # unroutable or no such exchange: the delay queue is gone (deleted by hand?); declare it again once
-            state.declared.pop(name, None)
+            state.declared.discard(name)
             if isinstance(exc, aiormq.exceptions.ChannelNotFoundEntity):
                 state.channel = None  # the broker closed it
             if attempt == 2:
