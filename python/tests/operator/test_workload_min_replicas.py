@@ -8,7 +8,6 @@ way KEDA's HPA does.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ import controlplane
 import pytest
 from actorfactory import OperatorProcess, new_namespace, wait_for
 from kubernetes import client
-from test_operator_restart import operator_writes
+from test_operator_restart import operator_writes, wait_reads
 
 from asya.operator.reconciling import HASH_ANNOTATION
 
@@ -100,7 +99,8 @@ def test_the_starting_count_costs_no_extra_write_at_creation_or_on_resume(
     assert workload_writes() == ["patch deployments/cost"]  # the count rides on the one creating apply
     op.stop()
     start_operator(ns)
-    time.sleep(5)  # resume handler + timer ticks at 1 s: nothing to write for an unchanged actor
+    # the new operator's resume and three status ticks: nothing to write for an unchanged actor
+    wait_reads(kube, ns, "cost", 4, what="the new operator's resume and three status ticks")
     assert workload_writes() == ["patch deployments/cost"]
     reapplied(apps, ns, "cost", prefetch=2)
     # the hand-over is paid once, on the first apply that leaves replicas out
