@@ -73,10 +73,3 @@ def procs(rabbitmq_server: Any, tmp_path: Path, request: pytest.FixtureRequest) 
         print(p.logs())
     for proc in reversed(p.started):
         proc.stop()
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    rep = yield
-    setattr(item, "rep_" + rep.when, rep)
-    return rep

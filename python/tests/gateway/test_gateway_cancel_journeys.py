@@ -50,13 +50,6 @@ async def journey(
             j.stop()
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    rep = yield
-    setattr(item, "rep_" + rep.when, rep)
-    return rep
-
-
 async def job_of(gw: RunningGateway, job_id: str) -> dict[str, Any]:
     async with gw.client() as c:
         resp = await c.get(f"/jobs/{job_id}")

@@ -237,13 +237,6 @@ def actors(broker: Broker, bus: Bus, tmp_path: Path, request: pytest.FixtureRequ
     a.stop()
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    rep = yield
-    setattr(item, "rep_" + rep.when, rep)
-    return rep
-
-
 def envelope(env_id: str, actors: list[str], payload: Any, current: int = 0, **extra: Any) -> dict[str, Any]:
     """An envelope with ``payload`` exactly as given (``None`` is sent as JSON null)."""
     return {"id": env_id, "route": {"actors": actors, "current": current}, "payload": payload, **extra}
