@@ -34,3 +34,6 @@ DEADLINE = "x-asya-deadline"
 """Unix time (float, seconds) by which the whole job must have ended; set by whoever creates the job (the
 gateway from ``deadline``/``timeout_s``). Each sidecar bounds its handler by ``min(actor timeout, time left)``
 and sends an envelope past it to error-end as ``deadline_exceeded``, which is never retried."""
+PUBLISHED_AT = "x-asya-published-at"
+"""Unix time (float, seconds) at which this envelope was last published; rewritten at every publish (sidecar,
+gateway, client, crew). The next sidecar measures queue wait from it (``asya_sidecar_queue_wait_seconds``)."""

@@ -42,6 +42,27 @@ CREW_RETRIES_SCHEDULED = "asya_crew_retries_scheduled_total"
 CREW_DEAD_LETTERS = "asya_crew_dead_letters_total"
 """error-end and happy-end, labels: actor, reason (a DlqReason value)."""
 
+# Added for the observability issue (12). Helpers share these names; emit them where noted.
+SIDECAR_QUEUE_WAIT_SECONDS = "asya_sidecar_queue_wait_seconds"
+"""Histogram, labels: actor; time from the envelope's publish (header ``x-asya-published-at``) to the sidecar
+taking it. Envelopes without the header (0.1.x producers) are not observed."""
+SIDECAR_RUNTIME_RESTARTS = "asya_sidecar_runtime_restarts_total"
+"""Labels: actor; the runtime connection was lost and a new runtime process answered (crash, OOM, kill)."""
+REPORTS_PENDING = "asya_reports_pending"
+"""Gauge, labels: actor; reports waiting in the sidecar for the gateway (the report backlog)."""
+GATEWAY_JOBS_CREATED = "asya_gateway_jobs_created_total"
+"""Labels: tool (tool name, or ``route`` for a raw-route job); the tool set is bounded by config."""
+GATEWAY_JOBS_FINISHED = "asya_gateway_jobs_finished_total"
+"""Labels: status (succeeded|failed|cancelled)."""
+GATEWAY_JOBS = "asya_gateway_jobs"
+"""Gauge, labels: status; jobs in the store by status, read at scrape time."""
+GATEWAY_JOB_DURATION_SECONDS = "asya_gateway_job_duration_seconds"
+"""Histogram, labels: status; end-to-end job latency, from creation to the final report."""
+OPERATOR_RECONCILES = "asya_operator_reconciles_total"
+"""Labels: result (ok|error); one per AsyncActor reconcile (create/update/resume/timer that wrote)."""
+OPERATOR_MANAGED_ACTORS = "asya_operator_managed_actors"
+"""Gauge, no labels; AsyncActors this operator manages."""
+
 ALL_METRICS = {
     SIDECAR_MESSAGES_RECEIVED: "Envelopes taken from the actor queue.",
     SIDECAR_MESSAGES_PROCESSED: "Envelopes finished, by outcome.",
@@ -61,4 +82,13 @@ ALL_METRICS = {
     CREW_STORE_FAILURES: "Failed attempts to store a final envelope (S3 unavailable); the envelope is retried.",
     CREW_RETRIES_SCHEDULED: "Failed envelopes sent back to their actor with a delay by error-end.",
     CREW_DEAD_LETTERS: "Envelopes dead-lettered (stored under errors/ and published to asya-dlq).",
+    SIDECAR_QUEUE_WAIT_SECONDS: "Time from an envelope's publish to the sidecar taking it from the queue.",
+    SIDECAR_RUNTIME_RESTARTS: "Runtime processes replaced after the connection to the previous one was lost.",
+    REPORTS_PENDING: "Reports waiting in the sidecar to be posted to the gateway.",
+    GATEWAY_JOBS_CREATED: "Jobs the gateway created, by tool.",
+    GATEWAY_JOBS_FINISHED: "Jobs that reached a final status, by status.",
+    GATEWAY_JOBS: "Jobs in the gateway's store, by status.",
+    GATEWAY_JOB_DURATION_SECONDS: "End-to-end job latency, from creation to the final report.",
+    OPERATOR_RECONCILES: "AsyncActor reconciles, by result.",
+    OPERATOR_MANAGED_ACTORS: "AsyncActors this operator manages.",
 }
