@@ -3,7 +3,8 @@
 # kube-apiserver, kube-controller-manager, kubectl (from the k8s.io/kubernetes Go module,
 # staging modules replaced by their published v0.X.Y tags) and etcd (go.etcd.io/etcd/server/v3).
 # Binaries are cached in ${XDG_CACHE_HOME:-$HOME/.cache}/asya-tools/ and rebuilt only when missing.
-# Usage: ci/build-kube.sh [apiserver|etcd|all]   (default all). Prints the bin dir on the last line.
+# `node` adds what ci/cluster.sh runs on top: kubelet, kube-scheduler, kube-proxy (same module set).
+# Usage: ci/build-kube.sh [apiserver|etcd|node|all]   (default all = etcd + apiserver). Prints the bin dir on the last line.
 # Env: K8S (default v1.34.4), ETCD (default v3.6.16), ASYA_TOOLS (cache dir override).
 set -euo pipefail
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
@@ -16,11 +17,16 @@ ETCD_OUT=$TOOLS/etcd-$ETCD
 mkdir -p "$TOOLS"
 exec 9>"$TOOLS/.build.lock"; flock 9   # parallel callers (pytest-xdist workers) wait for one build
 
+CONTROL=(kube-apiserver kubectl kube-controller-manager)
+NODE=(kubelet kube-scheduler kube-proxy)
+
 log() { echo "[build-kube $(date -u +%T)] $*" >&2; }
 
 build_k8s() {
-  if [ -x "$K8S_OUT/kube-apiserver" ] && [ -x "$K8S_OUT/kubectl" ] && [ -x "$K8S_OUT/kube-controller-manager" ]; then
-    log "k8s $K8S cached in $K8S_OUT"; return 0
+  local cmds=("$@") missing=() c
+  for c in "${cmds[@]}"; do [ -x "$K8S_OUT/$c" ] || missing+=("$c"); done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "k8s $K8S (${cmds[*]}) cached in $K8S_OUT"; return 0
   fi
   local stg="v0.${K8S#v1.}" minor
   minor=$(echo "$K8S" | cut -d. -f2)
@@ -40,12 +46,13 @@ PY
     # shellcheck disable=SC2086
     go mod edit -godebug=default=go1.24 $repl "-require=k8s.io/kubernetes@$K8S"
     log "go get k8s.io/kubernetes@$K8S"
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S" "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S" "k8s.io/kubernetes/cmd/kubectl@$K8S"
+    local gets=()
+    for c in "${missing[@]}"; do gets+=("k8s.io/kubernetes/cmd/$c@$K8S"); done
+    go get "${gets[@]}"
     local v=k8s.io/component-base/version
     local ldf="-s -w -X $v.gitVersion=$K8S -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean -X $v.buildDate=$(date -u +%FT%TZ) -X k8s.io/client-go/pkg/version.gitVersion=$K8S -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
     mkdir -p "$K8S_OUT.tmp"
-    for cmd in kube-apiserver kubectl kube-controller-manager; do
-      if [ -x "$K8S_OUT/$cmd" ]; then continue; fi
+    for cmd in "${missing[@]}"; do
       log "go build $cmd"
       go build -trimpath -ldflags "$ldf" -o "$K8S_OUT.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd"
       mkdir -p "$K8S_OUT" && mv "$K8S_OUT.tmp/$cmd" "$K8S_OUT/$cmd"
@@ -72,8 +79,9 @@ build_etcd() {
 
 case "$WHAT" in
   etcd) build_etcd ;;
-  apiserver|k8s) build_k8s ;;
-  all) build_etcd; build_k8s ;;
-  *) echo "usage: $0 [apiserver|etcd|all]" >&2; exit 2 ;;
+  apiserver|k8s) build_k8s "${CONTROL[@]}" ;;
+  node) build_k8s "${CONTROL[@]}" "${NODE[@]}" ;;
+  all) build_etcd; build_k8s "${CONTROL[@]}" ;;
+  *) echo "usage: $0 [apiserver|etcd|node|all]" >&2; exit 2 ;;
 esac
 echo "$TOOLS"
