@@ -32,6 +32,7 @@ from asya.cli.pipeline import Pipeline
 from asya.cli.supervisor import Supervisor, child_env
 from asya.cli.tracker import Progress, RunState, Tracker
 from asya.contracts import DLQ_NAME, ERROR_END, HAPPY_END, encode_envelope, queue_name
+from asya.contracts.envelope import stamp_published
 from asya.engine.settings import transport_options
 
 log = logging.getLogger("asya.cli.devrun")
@@ -173,7 +174,7 @@ async def run(
                 "headers": {"x-asya-pipeline": pipeline.name},
                 "payload": payload,
             }
-            await transport.publish(first, encode_envelope(env))
+            await transport.publish(first, encode_envelope(stamp_published(env)))
         if on_running is not None:
             on_running(supervisor)
 

@@ -29,7 +29,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from asya.client.errors import PublishError, UnroutableError
-from asya.contracts.envelope import QUEUE_PREFIX, encode_envelope, queue_name, validate_actor_name, validate_envelope
+from asya.contracts.envelope import (
+    QUEUE_PREFIX,
+    encode_envelope,
+    queue_name,
+    stamp_published,
+    validate_actor_name,
+    validate_envelope,
+)
 from asya.contracts.errors import EnvelopeError
 from asya.transports.base import broker_queue_name
 
@@ -72,7 +79,7 @@ def publish(
             if len(batch) == 1:
                 raise
             raise EnvelopeError(f"[{index}].{exc.field}", f"{exc.reason} (nothing was sent)") from exc
-        bodies.append(encode_envelope(dict(env)))
+        bodies.append(encode_envelope(stamp_published(dict(env))))
     queue = broker_queue(queue_or_actor, queue_prefix)
     broker = url or os.environ.get(URL_ENV) or DEFAULT_URL
     try:

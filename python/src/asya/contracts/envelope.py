@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from asya.contracts.errors import EnvelopeError
+from asya.contracts.headers import PUBLISHED_AT
 
 Envelope = dict[str, Any]
 
@@ -112,3 +114,12 @@ def current_actor(env: Envelope) -> str | None:
 def next_destination(env: Envelope) -> str:
     """Actor whose queue receives ``env``: its current actor, or happy-end when done."""
     return current_actor(env) or HAPPY_END
+
+
+def stamp_published(env: Envelope) -> Envelope:
+    """Set ``x-asya-published-at`` to now, just before ``env`` is published (queue-wait metric)."""
+    hdrs = env.get("headers")
+    if not isinstance(hdrs, dict):
+        hdrs = env["headers"] = {}
+    hdrs[PUBLISHED_AT] = round(time.time(), 6)
+    return env

@@ -29,6 +29,7 @@ from asya.contracts.envelope import (
     encode_envelope,
     next_destination,
     queue_name,
+    stamp_published,
     validate_envelope,
 )
 from asya.contracts.errors import EnvelopeError
@@ -171,7 +172,7 @@ async def replay(store: storage.ObjectStore, transport: transports.Transport, re
             continue
         queue = queue_name(next_destination(env))
         await transport.ensure_queue(queue)
-        await transport.publish(queue, encode_envelope(env))
+        await transport.publish(queue, encode_envelope(stamp_published(env)))
         # publish first: a crash before the move means a second replay could send it twice, never zero times
         await store.put(REPLAYED_PREFIX + key.removeprefix(storage.ERRORS_PREFIX), json.dumps(record).encode())
         await store.delete(key)

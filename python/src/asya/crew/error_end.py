@@ -24,7 +24,7 @@ from typing import cast
 from asya import transports
 from asya.contracts import headers as h
 from asya.contracts import metrics as names
-from asya.contracts.envelope import DLQ_NAME, ERROR_END, encode_envelope, queue_name
+from asya.contracts.envelope import DLQ_NAME, ERROR_END, encode_envelope, queue_name, stamp_published
 from asya.contracts.errors import DlqReason, PermanentError, TransportFeatureNotSupported
 from asya.crew import deadletter, retrying
 from asya.crew.consuming import Crew, serve
@@ -47,7 +47,7 @@ async def schedule_retry(crew: Crew, retry: retrying.Retry) -> None:
     """Publish ``retry.envelope`` to the failing actor's queue, visible after ``retry.delay_s``."""
     queue = queue_name(retry.actor)
     retry.envelope["headers"][h.RETRY_NOT_BEFORE] = round(time.time() + retry.delay_s, 3)
-    body = encode_envelope(retry.envelope)
+    body = encode_envelope(stamp_published(retry.envelope))
     await _ensure_queue(crew, queue)
     await publish_later(crew.transport, queue, body, retry.delay_s)
 

@@ -9,10 +9,13 @@ The engine fills the per-delivery collectors; processors add their own with
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from asya.contracts import headers
 from asya.contracts import metrics as names
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -45,12 +48,33 @@ class Metrics:
         self.processed = self.bound(Counter, names.SIDECAR_MESSAGES_PROCESSED, "outcome")
         self.inflight = self.bound(Gauge, names.SIDECAR_INFLIGHT).labels()
         self.hop_seconds = self.bound(Histogram, names.SIDECAR_HOP_SECONDS, buckets=LATENCY_BUCKETS).labels()
+        self.queue_wait_seconds = self.bound(
+            Histogram, names.SIDECAR_QUEUE_WAIT_SECONDS, buckets=LATENCY_BUCKETS
+        ).labels()
         # gateway reports (asya.engine.reporting): labels are kinds and reasons, never job ids
         self.reports_sent = self.bound(Counter, names.REPORTS_SENT, "kind")
         self.reports_retried = self.bound(Counter, names.REPORTS_RETRIED, "kind")
         self.reports_dropped = self.bound(Counter, names.REPORTS_DROPPED, "kind", "reason")
+        self.reports_pending = self.bound(Gauge, names.REPORTS_PENDING).labels()
         # envelopes of cancelled jobs (asya.sidecar): by stage only, job ids are unbounded
         self.cancelled_dropped = self.bound(Counter, names.SIDECAR_CANCELLED_DROPPED, "stage")
+
+    def queue_wait(self, env: Mapping[str, Any]) -> None:
+        """Observe how long ``env`` waited in the queue (from ``x-asya-published-at``, if it has one).
+
+        A retried envelope waits on purpose until ``x-asya-retry-not-before``: only the time past
+        that counts. Clock skew between hosts can make it negative: clamped to 0.
+        """
+        hdrs = env.get("headers")
+        if not isinstance(hdrs, dict):
+            return
+        published = hdrs.get(headers.PUBLISHED_AT)
+        if not isinstance(published, int | float) or isinstance(published, bool):
+            return
+        not_before = hdrs.get(headers.RETRY_NOT_BEFORE)
+        if isinstance(not_before, int | float) and not isinstance(not_before, bool) and not_before > published:
+            published = not_before
+        self.queue_wait_seconds.observe(max(0.0, time.time() - published))
 
     def bound(self, kind: type[Any], name: str, *labels: str, **kw: Any) -> Bound:
         """A collector whose ``actor`` label is this process's actor."""

@@ -102,6 +102,8 @@ class Reporter:
         self._timeout_s = timeout_s
         self.retry_for_s = retry_for_s
         self._metrics = metrics
+        if metrics is not None:  # read at scrape time: nothing to keep in step on the hot path
+            metrics.reports_pending.set_function(lambda: self._queue.qsize() + self._waiting)
         self.dropped = 0
         self.failed = 0
         self.sent = 0

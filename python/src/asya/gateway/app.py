@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from asya.gateway import control, jobs_api, mcp_server, mcp_tasks, openapi, reports, tools
+from asya.gateway import control, jobs_api, mcp_server, mcp_tasks, metrics, openapi, reports, tools
 from asya.gateway.context import Gateway, open_gateway
 from asya.gateway.settings import GatewaySettings
 from asya.gateway.store import DATABASE_DOWN
@@ -80,6 +80,7 @@ ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/metrics", metrics.metrics_view, methods=["GET"]),
     Route("/mcp/tools/call", jobs_api.call_tool, methods=["POST"]),
     Route("/jobs", jobs_api.create_job, methods=["POST"]),
     Route("/jobs", jobs_api.list_jobs, methods=["GET"]),

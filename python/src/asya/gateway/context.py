@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 
 from asya.gateway import migrations
+from asya.gateway.metrics import GatewayMetrics
 from asya.gateway.notify import EventHub
 from asya.gateway.settings import GatewaySettings
 from asya.gateway.store import JobStore, create_pool
@@ -29,7 +30,8 @@ class SchemaNotCurrent(RuntimeError):
 class Gateway:
     def __init__(self, settings: GatewaySettings, pool: asyncpg.Pool, hub: EventHub, transport: Transport) -> None:
         self.settings = settings
-        self.store = JobStore(pool)
+        self.metrics = GatewayMetrics()
+        self.store = JobStore(pool, self.metrics)
         self.hub = hub
         self.transport = transport
         self.publish_failures = 0

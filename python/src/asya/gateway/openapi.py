@@ -200,6 +200,14 @@ def document(version: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "this document"}},
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "security": [],
+                    "description": "Prometheus metrics (docs/metrics.md); counts only, no job data.",
+                    "responses": {"200": {"description": "Prometheus text exposition"}},
+                }
+            },
             "/healthz": {
                 "get": {"operationId": "healthz", "security": [], "responses": {"200": {"description": "up"}}}
             },

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from asya.gateway import parents, steps
+from asya.gateway.metrics import GatewayMetrics
 
 CHANNEL = "asya_job_events"
 
@@ -125,8 +126,9 @@ def _iso(value: datetime.datetime | None) -> str | None:
 
 
 class JobStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, metrics: GatewayMetrics | None = None) -> None:
         self.pool = pool
+        self.metrics = metrics or GatewayMetrics()
 
     async def create(
         self,
@@ -168,6 +170,7 @@ class JobStore:
                 return job_view(existing), False
             await _add_event(conn, row["id"], "created", {"status": QUEUED, "route": envelope["route"]})
             await publish()
+        self.metrics.job_created(tool)
         return job_view(row), True
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
@@ -242,6 +245,8 @@ class JobStore:
             event_kind, row = await _apply(conn, kind, job_id, report)
             event_id = await _add_event(conn, job_id, event_kind, report)
             await parents.after_report(conn, kind, row, report, _add_event)
+        if row["status"] in TERMINAL:
+            self.metrics.job_finished(row)
         return {"job": job_view(row), "applied": True, "event_id": event_id}
 
     async def cancel(self, job_id: str) -> dict[str, Any] | None:
@@ -261,6 +266,7 @@ class JobStore:
             assert row is not None
             await _add_event(conn, job_id, FINAL_EVENT, {"id": job_id, "status": CANCELLED})
             await parents.ended(conn, row, _add_event)  # a cancelled child counts at its parent
+        self.metrics.job_finished(row)
         return job_view(row)
 
     async def cancellations(self, after: int | None, limit: int) -> tuple[list[str], int, bool]:

@@ -23,6 +23,7 @@ from typing import Any
 from starlette.requests import Request
 
 from asya.contracts import EnvelopeError, TransportError, encode_envelope, headers, queue_name, validate_envelope
+from asya.contracts.envelope import stamp_published
 from asya.gateway.context import Gateway
 from asya.gateway.store import IdempotencyConflict
 from asya.gateway.tools import ArgumentError, Tool
@@ -186,7 +187,7 @@ async def submit(gw: Gateway, job: JobRequest, idempotency_key: str | None) -> t
     first = envelope["route"]["actors"][0]
 
     async def publish() -> None:
-        await gw.transport.publish(queue_name(first), encode_envelope(envelope))
+        await gw.transport.publish(queue_name(first), encode_envelope(stamp_published(envelope)))
 
     try:
         return await gw.store.create(

@@ -30,6 +30,7 @@ import aiohttp
 import kopf
 
 from asya.operator import actors, config, kube, provisioning
+from asya.operator.metrics import OperatorMetrics
 from asya.operator.reconciling import status
 from asya.operator.settings import OperatorSettings
 
@@ -77,6 +78,7 @@ def _fenced_session(info: kopf.ConnectionInfo, fence: Callable[[], None]) -> kop
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     """Add the AsyncActor handlers to ``registry``."""
     ours = settings
+    counts = OperatorMetrics(settings.status_interval_s)
 
     async def build_state(memo: kopf.Memo) -> actors.OperatorState:
         try:
@@ -110,6 +112,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         # that every cancellation_polling seconds (60 by default), which made some deletes take a minute.
         settings.background.cancellation_polling = 1
         memo.state = await build_state(memo)
+        if ours.metrics_port:
+            counts.serve(ours.metrics_port)
 
     @kopf.on.login(id="login", registry=registry)
     async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo | kopf.AiohttpSession:
@@ -138,9 +142,11 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     @kopf.on.update(*RESOURCE, id="reconcile", registry=registry)
     async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any) -> None:
         state: actors.OperatorState = memo.state
+        counts.seen(body.metadata.namespace or "", body.metadata.name or "")
         try:
             obs = await actors.reconcile(body, state)
         except actors.RetryLater as exc:
+            counts.reconciled("error")
             wanted = {"status": "Error", "lastError": str(exc)}
             old = body.get("status") or {}
             changes = {k: v for k, v in wanted.items() if old.get(k) != v}
@@ -148,6 +154,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
                 patch.setdefault("status", {}).update(changes)
             raise kopf.TemporaryError(str(exc), delay=state.settings.retry_after(retry + 1)) from exc
         # a queue problem is in obs: reported here, retried by the timer (see the module docstring)
+        counts.reconciled("rejected" if obs.spec_problem else "error" if obs.queue_problem else "ok")
         _write_status(body, patch, obs)
 
     @kopf.timer(
@@ -158,6 +165,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         registry=registry,
     )
     async def refresh(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+        counts.seen(body.metadata.namespace or "", body.metadata.name or "")
         seen = (body.get("status") or {}).get("observedGeneration")
         if seen != body.metadata.get("generation"):
             return  # a reconcile is pending or running; it reports itself
@@ -168,6 +176,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     @kopf.on.delete(*RESOURCE, id="delete-queue", when=_wants_queue_deleted, registry=registry)
     async def delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         state: actors.OperatorState = memo.state
+        counts.forget(body.metadata.namespace or "", body.metadata.name or "")
         problem = await actors.delete_queue(body, state)
         if problem is not None:  # the finalizer must stay until the queue is gone: a kopf retry
             raise kopf.TemporaryError(problem.message, delay=state.settings.retry_after(retry + 1))

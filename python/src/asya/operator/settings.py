@@ -34,6 +34,8 @@ class OperatorSettings:
     """Server-side-apply field manager name."""
     liveness_endpoint: str = ""
     """kopf liveness URL, e.g. http://0.0.0.0:8081/healthz; empty = off (ASYA_OPERATOR_LIVENESS)."""
+    metrics_port: int = 0
+    """Port of the Prometheus /metrics endpoint; 0 = off (ASYA_OPERATOR_METRICS_PORT)."""
     crash_after_writes: int = 0
     """Fault injection for tests: exit abruptly after this many child writes; 0 = never
     (ASYA_OPERATOR_CRASH_AFTER_WRITES)."""
@@ -76,6 +78,7 @@ class OperatorSettings:
             retry_delay_s=float(env.get("ASYA_OPERATOR_RETRY_DELAY_S", d.retry_delay_s)),
             retry_max_delay_s=float(env.get("ASYA_OPERATOR_RETRY_MAX_DELAY_S", d.retry_max_delay_s)),
             liveness_endpoint=env.get("ASYA_OPERATOR_LIVENESS", ""),
+            metrics_port=int(env.get("ASYA_OPERATOR_METRICS_PORT", "0")),
             crash_after_writes=int(env.get("ASYA_OPERATOR_CRASH_AFTER_WRITES", "0")),
             leader_election=_flag(env, "ASYA_OPERATOR_LEADER_ELECTION"),
             lease_name=env.get("ASYA_OPERATOR_LEASE_NAME") or d.lease_name,

@@ -13,9 +13,11 @@ class SidecarMetrics:
 
     def __init__(self, metrics: Metrics) -> None:
         self.processed = metrics.processed
+        self.queue_wait = metrics.queue_wait
         self.outputs_published = metrics.bound(Counter, names.SIDECAR_OUTPUTS_PUBLISHED, "destination")
         self.processing_seconds = metrics.bound(
             Histogram, names.SIDECAR_PROCESSING_SECONDS, buckets=LATENCY_BUCKETS
         ).labels()
         self.runtime_errors = metrics.bound(Counter, names.SIDECAR_RUNTIME_ERRORS, "code")
         self.abandoned = metrics.bound(Gauge, names.SIDECAR_STUCK_CALLS).labels()
+        self.runtime_restarts = metrics.bound(Counter, names.SIDECAR_RUNTIME_RESTARTS).labels()

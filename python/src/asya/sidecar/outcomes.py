@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable
 
 from asya.sidecar.runtime_client import RuntimeClient
 
@@ -39,8 +40,9 @@ DROP_STAGE = {Outcome.CANCELLED: "before_call", Outcome.CANCELLED_AFTER_CALL: "o
 class RuntimeGate:
     """Open while the runtime answers; closed from a connection failure until it is back."""
 
-    def __init__(self, runtime: RuntimeClient) -> None:
+    def __init__(self, runtime: RuntimeClient, on_reopen: Callable[[], None] | None = None) -> None:
         self._runtime = runtime
+        self._on_reopen = on_reopen
         self._open = asyncio.Event()
         self._open.set()
         self._watcher: asyncio.Task[None] | None = None
@@ -62,6 +64,8 @@ class RuntimeGate:
             except TimeoutError:
                 log.error("runtime still unreachable after an hour; holding envelopes")
         log.info("runtime reachable again")
+        if self._on_reopen is not None:
+            self._on_reopen()  # a new runtime process answers: the runtime restarts metric
         self._open.set()
 
 

@@ -61,7 +61,7 @@ class RuntimeProcessor:
             plain_connections=settings.runtime_connections,
             refused_grace_s=settings.runtime_refused_grace_s,
         )
-        self.gate = RuntimeGate(self.runtime)
+        self.gate = RuntimeGate(self.runtime, on_reopen=lambda: self.metrics.runtime_restarts.inc())
         self.abandoned_calls = 0
         self.engine: Engine | None = None
         self.cancellations = CancellationWatch(None)  # the engine's, from start(); this one knows nothing
@@ -159,6 +159,7 @@ class RuntimeProcessor:
             wrapped["payload"]["details"]["actor"] = self.actor
             await self.publisher.send(self.settings.engine.error_end, wrapped)
             return Outcome.ERROR, wrapped
+        self.metrics.queue_wait(env)
         if self.cancelled_ids and self.cancellations.cancelled(env):
             return Outcome.CANCELLED, env  # acked: the runtime never sees it, nothing goes on
         if current_actor(env) != self.actor:

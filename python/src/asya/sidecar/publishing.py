@@ -14,7 +14,7 @@ import collections
 import contextvars
 
 from asya.contracts import encode_envelope, queue_name
-from asya.contracts.envelope import Envelope
+from asya.contracts.envelope import Envelope, stamp_published
 from asya.sidecar.observability import SidecarMetrics
 from asya.storage import claimcheck
 from asya.transports import Transport
@@ -63,7 +63,7 @@ class Publisher:
             self._ensured.add(queue)
         if self._store is not None:
             env = await claimcheck.offload(env, self._store, self._threshold)
-        return queue, encode_envelope(env)
+        return queue, encode_envelope(stamp_published(env))
 
     async def publish(self, actor: str, env: Envelope, queue: str, body: bytes) -> None:
         """Publish what ``prepare`` returned and wait for the broker's confirm."""
