@@ -9,10 +9,13 @@ the operator can drop it into any user image as a single file
 ``python -m asya.runtime``. That is why it repeats the protocol constants from
 ``asya.contracts.protocol`` instead of importing them (a test keeps them equal).
 
-Shape: one asyncio loop owns the socket. Sync handlers run in a thread pool so a
-slow or hung call never blocks other connections; ``async def`` handlers run on
-the loop. Generators are iterated as they produce items; with the negotiated
-``stream`` feature each item is sent as its own frame the moment it exists.
+Shape: one asyncio loop owns the socket; ``async def`` handlers run on it. Sync
+handlers start in a thread pool (a slow call never blocks other connections); once
+their first calls proved fast they run on the loop, saving the thread hop (half the
+runtime's CPU per call); one slow inline call sends them back for good. A handler
+that hangs inline stalls the runtime, but the sidecar's own timeout still ends each
+call (error-end) and its health check restarts the pod. Generators are iterated as
+they produce items; with ``stream`` each item is its own frame the moment it exists.
 
 Environment:
   ASYA_HANDLER        module.function or module.Class.method (required)
@@ -20,6 +23,7 @@ Environment:
   ASYA_SOCKET_DIR     directory of the socket and ready file (/var/run/asya); ASYA_SOCKETS_DIR too
   ASYA_RUNTIME_THREADS  size of the sync-handler thread pool (64)
   ASYA_RUNTIME_DRAIN_S  seconds to let in-flight calls finish after SIGTERM (30)
+  ASYA_RUNTIME_INLINE   auto (default): fast sync handlers run on the loop | off | on (from the first call)
 """
 
 # Annotations stay strings: ``str | None`` in a signature is a TypeError at import on 3.9.
@@ -35,6 +39,7 @@ import re
 import signal
 import struct
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +57,7 @@ FEATURE_REUSE = "reuse"
 STREAM_ITEM = "item"
 STREAM_END = "end"
 PROTOCOL_VERSION = 1
+INLINE_PROBATION, INLINE_FAST_S, INLINE_MAX_S = 32, 0.001, 0.010  # pool calls timed; their median; inline max
 
 PROCESSING_ERROR = "processing_error"
 MSG_PARSING_ERROR = "msg_parsing_error"
@@ -219,9 +225,16 @@ _DONE = object()
 class Runtime:
     """Socket server around one loaded handler."""
 
-    def __init__(self, handler: Callable[..., Any], mode: str, socket_dir: str, threads: int = 64) -> None:
+    def __init__(
+        self, handler: Callable[..., Any], mode: str, socket_dir: str, threads: int = 64, inline: str = "auto"
+    ) -> None:
         if mode not in ("payload", "envelope"):
             raise ValueError("ASYA_HANDLER_MODE must be 'payload' or 'envelope', got %r" % mode)
+        if inline not in ("auto", "off", "on"):
+            raise ValueError("ASYA_RUNTIME_INLINE must be 'auto', 'off' or 'on', got %r" % inline)
+        self.is_async = inspect.iscoroutinefunction(handler) or inspect.isasyncgenfunction(handler)
+        self.inline = inline == "on"
+        self.probation: list[float] | None = [] if inline == "auto" else None  # call times, while judged
         self.handler = handler
         self.mode = mode
         self.socket_dir = socket_dir
@@ -322,7 +335,7 @@ class Runtime:
                 # Generators stream each item as it exists; other results go out in one write with the end frame.
                 pending = []
                 async for item in self._outputs(inv):
-                    pending.append(_frame(b'{"' + STREAM_ITEM.encode() + b'":' + item + b"}"))
+                    pending.append(_frame(_ITEM_OPEN + item + b"}"))
                     if inv.streaming:
                         writer.write(pending.pop())
                         await writer.drain()
@@ -343,12 +356,12 @@ class Runtime:
         loop = asyncio.get_running_loop()
         produced = 0  # success items already yielded: a failing generator leaves a partial fan-out behind
         try:
-            if inspect.iscoroutinefunction(self.handler) or inspect.isasyncgenfunction(self.handler):
+            if self.is_async:
                 result = self.handler(arg)
                 if inspect.isawaitable(result):
                     result = await result
             else:
-                result = await loop.run_in_executor(self.pool, self.handler, arg)
+                result = self._timed(arg) if self.inline else await loop.run_in_executor(self.pool, self._timed, arg)
                 if inspect.isawaitable(result):  # e.g. a partial() over an async function
                     result = await result
             if result is None:
@@ -377,6 +390,26 @@ class Runtime:
             if produced:
                 log.warning("envelope %s: handler failed after %d output(s): %r", _env_id(inv.env), produced, exc)
             yield _dumps(failure)
+
+    def _timed(self, arg: Any) -> Any:
+        """Call the sync handler (on the loop when inline, else in a pool thread) and judge how long it took."""
+        started = time.perf_counter()
+        try:
+            return self.handler(arg)
+        finally:
+            took, trial = time.perf_counter() - started, self.probation
+            if trial is not None and self.inline and took > INLINE_MAX_S:  # it can be slow: the pool, for good
+                self.inline, self.probation = False, None
+                log.info("handler took %.1f ms on the loop: sync calls go to the thread pool from now on", took * 1e3)
+            elif trial is not None and not self.inline and len(trial) < INLINE_PROBATION:
+                trial.append(took)
+                if len(trial) >= INLINE_PROBATION:  # the median: a GIL wait in a pool thread may inflate a few
+                    self.inline = sorted(trial)[len(trial) // 2] < INLINE_FAST_S
+                    self.probation = trial if self.inline else None
+                    log.info(
+                        "sync handler proved %s: it runs %s",
+                        *(("fast", "on the loop") if self.inline else ("slow", "in the pool")),
+                    )
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
@@ -418,6 +451,7 @@ def _frame(data: bytes) -> bytes:
 
 
 _END_FRAME = _frame(b'{"' + STREAM_END.encode() + b'":true}')
+_ITEM_OPEN = b'{"' + STREAM_ITEM.encode() + b'":'
 
 
 async def _write_bytes(writer: asyncio.StreamWriter, data: bytes) -> None:
@@ -456,7 +490,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> tuple[str, str, 
 async def serve(handler_path: str, mode: str, socket_dir: str, threads: int, drain_s: float) -> int:
     """Run until SIGTERM/SIGINT; return how many calls were still running at exit."""
     handler = load_handler(handler_path)
-    runtime = Runtime(handler, mode, socket_dir, threads)
+    runtime = Runtime(handler, mode, socket_dir, threads, os.environ.get("ASYA_RUNTIME_INLINE", "auto").strip().lower())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # before the ready file: a SIGTERM right after it must drain
