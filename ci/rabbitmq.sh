@@ -12,7 +12,8 @@
 # HOME=DIR puts the Erlang cookie where both the node and rabbitmqctl read it (we may
 # run as root, and the package's wrappers would otherwise `su rabbitmq`).
 # ASYA_RABBITMQ_MANAGEMENT=1 also enables the management UI on a free port (slower start;
-# nothing in Asya needs it) and prints MANAGEMENT_URL=...
+# nothing in Asya needs it) and prints MANAGEMENT_URL=...; ASYA_RABBITMQ_PROMETHEUS=1 the
+# rabbitmq_prometheus plugin (PROMETHEUS_URL=..., per-queue depth at /metrics/per-object).
 # Called by the `rabbitmq_server` pytest fixture (python/tests/fixtures/rabbitmq.py).
 set -euo pipefail
 
@@ -52,9 +53,20 @@ EOF
     echo '[rabbitmq_management].' >"$DIR/enabled_plugins"
     printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$mgmt" >>"$DIR/rabbitmq.conf"
   fi
+  # ASYA_RABBITMQ_PROMETHEUS=1: the rabbitmq_prometheus plugin on a free loopback port (queue depth
+  # per queue at /metrics/per-object, for the dashboard tests)
+  local prom=""
+  if [ "${ASYA_RABBITMQ_PROMETHEUS:-0}" = 1 ]; then
+    prom=$(free_port)
+    local plugins="rabbitmq_prometheus"
+    [ -n "$mgmt" ] && plugins="rabbitmq_management,rabbitmq_prometheus"
+    echo "[$plugins]." >"$DIR/enabled_plugins"
+    printf 'prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = %s\n' "$prom" >>"$DIR/rabbitmq.conf"
+  fi
   cat >"$DIR/env" <<EOF
 AMQP_URL=amqp://guest:guest@127.0.0.1:$amqp/
 MANAGEMENT_URL=${mgmt:+http://127.0.0.1:$mgmt/}
+PROMETHEUS_URL=${prom:+http://127.0.0.1:$prom/}
 HOME=$DIR
 RABBITMQ_NODENAME=$node
 RABBITMQ_NODE_IP_ADDRESS=127.0.0.1

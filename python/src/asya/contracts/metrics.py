@@ -211,9 +211,9 @@ ALL_METRICS: dict[str, str] = {m.name: m.help for m in TABLE}
 """Name -> help text, for building collectors."""
 
 EXTERNAL: dict[str, str] = {
-    "rabbitmq_detailed_queue_messages_ready": "RabbitMQ (rabbitmq_prometheus, /metrics/detailed?family=queue_coarse_metrics): messages ready per queue.",
-    "rabbitmq_detailed_queue_messages_unacked": "RabbitMQ (same endpoint): messages delivered and not yet acknowledged per queue.",
-    "rabbitmq_detailed_queue_messages": "RabbitMQ (same endpoint): ready + unacknowledged per queue.",
+    "rabbitmq_queue_messages_ready": "RabbitMQ (rabbitmq_prometheus plugin, /metrics/per-object): messages ready per queue.",
+    "rabbitmq_queue_messages_unacked": "RabbitMQ (same endpoint): messages delivered and not yet acknowledged per queue.",
+    "rabbitmq_queue_messages": "RabbitMQ (same endpoint): ready + unacknowledged per queue.",
     "kube_deployment_status_replicas": "kube-state-metrics: replicas of a Deployment.",
     "kube_horizontalpodautoscaler_status_current_replicas": "kube-state-metrics: current replicas of an HPA (KEDA creates one per scaled actor).",
     "kube_horizontalpodautoscaler_spec_max_replicas": "kube-state-metrics: maxReplicas of an HPA.",
