@@ -5,6 +5,7 @@
 #   ci/images.sh lock               regenerate images/*/requirements.lock from python/pyproject.toml (needs PyPI)
 #   ci/images.sh env                print CONTAINERS_CONF=... (run podman by hand with the same settings)
 #   ci/images.sh context NAME DIR   stage NAME's build context in DIR (for `podman|docker build -f images/NAME/Dockerfile DIR`)
+#   ci/images.sh load [NAME...]     build, then import into the containerd of ci/cluster.sh (the one-node cluster)
 #
 # No registry serves base images here and containers do not trust the host's package proxy, so:
 # the base is made from Debian packages (mmdebstrap + podman import, cached), every wheel is
@@ -240,7 +241,27 @@ cmd_build() {
   done
 }
 
+# Import the built images into the node's containerd (ci/cluster.sh must be up). The OCI
+# archive is cached per image id, so an unchanged image costs one `ctr import` (a few seconds).
+cmd_load() {
+  local names=("$@") name tag id tar
+  [ ${#names[@]} -gt 0 ] || names=("${ALL_IMAGES[@]}")
+  cmd_build "${names[@]}" >/dev/null
+  mkdir -p "$CACHE/oci"
+  for name in "${names[@]}"; do
+    tag=localhost/asya-$name:$VERSION
+    id=$(podman image inspect --format '{{.Id}}' "$tag" | cut -c1-16)
+    tar=$CACHE/oci/asya-$name-$id.tar
+    if [ ! -s "$tar" ]; then
+      find "$CACHE/oci" -name "asya-$name-*.tar" -delete  # older builds of the same image
+      podman save --quiet --format oci-archive -o "$tar.tmp" "$tag" && mv "$tar.tmp" "$tar"
+    fi
+    "$ROOT/ci/cluster.sh" load "$tar"
+  done
+}
+
 case "${1:-build}" in
+  load) shift; cmd_load "$@" ;;
   build) shift $(( $# > 0 ? 1 : 0 )); cmd_build "$@" ;;
   lock) cmd_lock ;;
   env) write_containers_conf; echo "CONTAINERS_CONF=$CONTAINERS_CONF" ;;
