@@ -156,3 +156,11 @@ async def fail_after_async_gen(payload: dict[str, Any]) -> AsyncIterator[dict[st
 def as_one_output(payload: Any) -> list[Any]:
     """Passes its payload on as the single output, whatever it is: ``None`` alone would end the route early."""
     return [payload]
+
+
+def which_thread(payload: dict[str, Any]) -> dict[str, Any]:
+    """Says where the runtime called it (the loop's thread or a pool thread), after ``sleep_s`` seconds."""
+    import threading
+
+    time.sleep(payload.get("sleep_s", 0))
+    return {"thread": threading.current_thread().name}
