@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fixtures.rabbitmq import RabbitMQServer
 from gateway_helpers import CLIENT_TOKEN, REPORT_TOKEN, RunningGateway, running_gateway, settings
+from support.envelopes import user_headers
 
 from asya import transports
 from asya.contracts import decode_envelope
@@ -47,7 +48,7 @@ async def test_create_publishes_the_envelope_to_the_first_actor(
         env = await take_one(local_transport, "asya-prep")
         assert env["id"] == job["id"]
         assert env["route"] == {"actors": ["prep", "infer"], "current": 0}
-        assert env["payload"] == {"text": "hi"} and env["headers"] == {"trace": "t1"}
+        assert env["payload"] == {"text": "hi"} and user_headers(env) == {"trace": "t1"}
         got = (await c.get(f"/jobs/{job['id']}")).json()
         assert got["status"] == "queued" and got["payload"] == {"text": "hi"}
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from sidecar.conftest import Actors, Broker, Bus, envelope, on_every_broker
+from support.envelopes import user_headers
 
 from asya import storage
 from asya.storage import claimcheck
@@ -24,7 +25,7 @@ async def test_headers_and_unknown_fields_intact_after_three_hops(bus: Bus, acto
     }
     await bus.publish(route[0], envelope("h-1", route, {"n": 0}, headers=headers, tenant="acme", extra={"a": [1]}))
     (done,) = await bus.collect(bus.happy_end, 1)
-    assert done["headers"] == headers
+    assert user_headers(done) == headers
     assert done["tenant"] == "acme" and done["extra"] == {"a": [1]}
     assert done["route"] == {"actors": route, "current": 3}
     assert done["payload"]["n"] == 3 and done["payload"]["trail"] == route
@@ -41,7 +42,7 @@ async def test_generator_fan_out_of_1000_items(bus: Bus, actors: Actors) -> None
     assert sorted(o["payload"]["i"] for o in outs) == list(range(1000))
     assert {o["parent_id"] for o in outs} == {"f-1"}
     assert len({o["id"] for o in outs}) == 1000
-    assert all(o["headers"] == {"k": "v"} for o in outs)
+    assert all(user_headers(o) == {"k": "v"} for o in outs)
 
 
 @on_every_broker
@@ -85,4 +86,4 @@ async def test_null_payload_passes_through_a_handler_and_arrives_as_null(bus: Bu
     (out,) = await bus.collect(nxt, 1)
     assert "payload" in out and out["payload"] is None
     assert out["route"] == {"actors": [me, nxt], "current": 1}
-    assert out["id"] == "null-1" and out["headers"] == {"k": "v"}
+    assert out["id"] == "null-1" and user_headers(out) == {"k": "v"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sidecar.conftest import Actors, Bus, envelope
+from support.envelopes import user_headers
 
 
 @pytest.mark.parametrize(
@@ -21,7 +22,7 @@ async def test_partial_fan_out_reaches_next_and_error_end_counts_it(
 
     outs = await bus.collect(nxt, n)
     assert sorted(o["payload"]["i"] for o in outs) == list(range(n))
-    assert all(o["headers"] == {"k": "v"} for o in outs)
+    assert all(user_headers(o) == {"k": "v"} for o in outs)
 
     dead = [d for d in await bus.collect_ids("error-end", {env_id}) if d["id"] == env_id]
     assert len(dead) == 1, dead
