@@ -79,6 +79,7 @@ class Prometheus:
                 for job, (path, targets) in jobs.items()
             ]
         }
+        self.dir.mkdir(parents=True, exist_ok=True)
         scrape = self.dir / "scrape.yml"
         scrape.write_text(yaml.safe_dump(config))
         done = subprocess.run(

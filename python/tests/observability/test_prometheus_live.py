@@ -26,7 +26,7 @@ from asya.gateway.migrations import migrate
 from asya.transports import TransportSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-from gateway_helpers import REPORT_TOKEN, running_gateway, settings  # noqa: E402
+from gateway_helpers import REPORT_TOKEN, running_gateway, settings
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 __all__ = ["plugin_broker"]  # the module fixture, used by name below
