@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from typing import Any
 
 import pytest
+import yaml
 from dashboard_model import BUILTIN, DASHBOARDS_DIR, METRIC, VARIABLE, dashboards, panels
 
 from asya.contracts import metrics as contract
@@ -61,6 +63,43 @@ def test_dashboard_model(name: str) -> None:
             assert t.get("expr"), f"panel {p['title']!r} has a target without expr"
             assert t["datasource"]["uid"] == "${datasource}", p["title"]
             used = set(VARIABLE.findall(t["expr"]))
-            assert used <= set(defined) | BUILTIN, f"{p['title']!r} uses undefined variables {used - set(defined) - BUILTIN}"
+            assert used <= set(defined) | BUILTIN, (
+                f"{p['title']!r} uses undefined variables {used - set(defined) - BUILTIN}"
+            )
             unknown = set(METRIC.findall(t["expr"])) - known
             assert not unknown, f"{p['title']!r} uses metrics that are not in the contract table: {unknown}"
+
+
+def _docs_module() -> object:
+    spec = importlib.util.spec_from_file_location(
+        "observability_docs", DASHBOARDS_DIR.parent / "ci" / "observability-docs.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docs_observability_is_generated_and_names_every_alert() -> None:
+    docs: Any = _docs_module()
+    text = (DASHBOARDS_DIR.parent / "docs" / "observability.md").read_text()
+    assert text == docs.doc(), "docs/observability.md is stale: ci/observability-docs.py doc > docs/observability.md"
+    alerts = [r["alert"] for r in docs.alerts()]
+    assert alerts, "no alerts found in dashboards/rules/"
+    for alert in alerts:
+        assert f"| {alert} |" in text, f"docs/observability.md does not describe alert {alert}"
+    for name, model in dashboards().items():
+        for p in panels(model):
+            picture = DASHBOARDS_DIR.parent / "docs" / docs.IMG / f"{docs.slug(name, p['title'])}.png"
+            assert picture.is_file(), f"no picture {picture.name} for panel {p['title']!r}"
+
+
+def test_every_metric_the_alert_rules_use_is_in_the_contract() -> None:
+    known = contract.known_series()
+    for path in sorted((DASHBOARDS_DIR / "rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                unknown = set(METRIC.findall(rule["expr"])) - known
+                assert not unknown, (
+                    f"{path.name} {rule.get('alert', rule.get('record'))}: {unknown} not in the contract"
+                )

@@ -11,7 +11,10 @@ must return at least one finite sample. Only the panels' kube-state-metrics quer
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,7 @@ EXEMPT = {
     "exports it from a cluster's API; no cluster (and no kube-state-metrics) runs in this test",
 }
 RATE_INTERVAL = "30s"
+DOCS_SCRIPT = Path(__file__).resolve().parents[3] / "ci" / "observability-docs.py"
 
 
 def start_processes(amqp: str, gateway_url: str, tmp: Path, actors: dict[str, str]) -> tuple[list[Proc], list[str]]:
@@ -117,6 +121,7 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(
                 "rabbitmq": ("/metrics/per-object", [rabbit]),
             }
             await asyncio.to_thread(prom.start, jobs)
+            started = time.time()
             await asyncio.to_thread(
                 wait_for,
                 lambda: set(prom.targets_up().values()) == {"up"} and len(prom.targets_up()) == len(targets) + 2,
@@ -138,6 +143,9 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(
                 await asyncio.to_thread(wait_for, seen, f"Prometheus sees {want} finished jobs", 30)
             missing = await asyncio.to_thread(wait_all_queries, prom, score)
             assert not missing, "panel queries without data:\n" + "\n".join(missing) + "\n" + logs_text(procs)
+            if os.environ.get("ASYA_OBS_PLOTS_DIR"):  # the pictures of docs/observability.md
+                plot = [sys.executable, str(DOCS_SCRIPT), "plots", prom.url, score, str(started), str(time.time())]
+                subprocess.run([*plot, os.environ["ASYA_OBS_PLOTS_DIR"]], check=True, timeout=120)
         finally:
             await asyncio.to_thread(prom.stop)
             for p in procs:
@@ -167,8 +175,6 @@ async def wait_final(gw: Any, ids: list[str], procs: list[Proc]) -> None:
 
 def wait_all_queries(prom: Prometheus, actor: str, timeout: float = 30.0) -> list[str]:
     """Query every panel target until all non-exempt ones have a finite sample; what still has none."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         missing = [
