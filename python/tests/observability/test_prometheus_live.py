@@ -130,7 +130,8 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(
             )
             # Two waves, each waited for until Prometheus has seen it: rates need increases between scrapes.
             finished = 0
-            for wave in range(2):
+            # The pictures get a longer run (and RabbitMQ's 5 s statistics interval a chance to show depth).
+            for wave in range(8 if os.environ.get("ASYA_OBS_PLOTS_DIR") else 2):
                 ids = await submit(gw, [score, store], ok=3, bad=1, wave=wave)
                 await wait_final(gw, ids, procs)
                 finished += len(ids)
