@@ -46,7 +46,7 @@ def slug(name: str, title: str) -> str:
 
 
 def alerts() -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for path in sorted(RULES.glob("*.yml")):
         for group in yaml.safe_load(path.read_text())["groups"]:
             out.extend(r for r in group["rules"] if "alert" in r)

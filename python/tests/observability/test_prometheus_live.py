@@ -175,14 +175,16 @@ async def wait_final(gw: Any, ids: list[str], procs: list[Proc]) -> None:
 
 
 def wait_all_queries(prom: Prometheus, actor: str, timeout: float = 30.0) -> list[str]:
-    """Query every panel target until all non-exempt ones have a finite sample; what still has none."""
+    """Query every panel target until each non-exempt one has returned a finite sample once; those that never did.
+
+    Once is enough: a rate over a 30 s window slides past the run while the loop still waits for a slow query.
+    """
+    queries = [(key, expr) for key, expr in panel_queries(actor) if key not in EXEMPT]
+    answered: set[tuple[str, str, str]] = set()
     deadline = time.monotonic() + timeout
     while True:
-        missing = [
-            f"{key}: {expr}"
-            for key, expr in panel_queries(actor)
-            if key not in EXEMPT and not finite_values(prom.query(expr))
-        ]
+        answered |= {key for key, expr in queries if key not in answered and finite_values(prom.query(expr))}
+        missing = [f"{key}: {expr}" for key, expr in queries if key not in answered]
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(0.5)
