@@ -40,6 +40,7 @@ EXEMPT = {
     "exports it from a cluster's API; no cluster (and no kube-state-metrics) runs in this test",
 }
 RATE_INTERVAL = "30s"
+FLAKY = "observability.obs_handlers.flaky"
 DOCS_SCRIPT = Path(__file__).resolve().parents[3] / "ci" / "observability-docs.py"
 
 
@@ -112,7 +113,7 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(
                 plugin_broker["AMQP_URL"],
                 gw.url,
                 tmp_path,
-                {score: "observability.obs_handlers.flaky", store: "support.handlers.add_one"},
+                {score: FLAKY, store: "support.handlers.add_one"},
             )
             rabbit = plugin_broker["PROMETHEUS_URL"].removeprefix("http://").rstrip("/")
             jobs = {
@@ -128,8 +129,20 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(
                 "every target scraped and up",
                 60,
             )
-            # Two waves, each waited for until Prometheus has seen it: rates need increases between scrapes.
-            finished = 0
+            finished = 1  # the crash job
+            # A runtime crash, restarted the way the kubelet would: the restarts panel shows a real restart.
+            runtime, sock = procs[0], tmp_path / f"sock-{score}"
+            crash = await submit_one(gw, [score, store], {"n": 0, "die_marker": str(tmp_path / "died")})
+            await asyncio.to_thread(wait_for, lambda: not runtime.alive(), f"runtime of {score} to die", 30)
+            logs = tmp_path / "logs"
+            procs.append(await asyncio.to_thread(start_runtime, FLAKY, sock, logs, ASYA_ACTOR=score))
+            await wait_final(gw, [crash], procs)
+
+            def restarted() -> bool:
+                return bool(finite_values(prom.query(f'asya_sidecar_runtime_restarts_total{{actor="{score}"}} >= 1')))
+
+            await asyncio.to_thread(wait_for, restarted, f"Prometheus sees the restart of {score}'s runtime", 30)
+            # Waves, each waited for until Prometheus has seen it: rates need increases between scrapes.
             # The pictures get a longer run (and RabbitMQ's 5 s statistics interval a chance to show depth).
             for wave in range(8 if os.environ.get("ASYA_OBS_PLOTS_DIR") else 2):
                 ids = await submit(gw, [score, store], ok=3, bad=1, wave=wave)
@@ -162,6 +175,13 @@ async def submit(gw: Any, route: list[str], ok: int, bad: int, wave: int) -> lis
             assert r.status_code in (200, 201, 202), r.text
             ids.append(r.json()["id"])
     return ids
+
+
+async def submit_one(gw: Any, route: list[str], payload: dict[str, Any]) -> str:
+    async with gw.client() as c:
+        r = await c.post("/jobs", json={"route": {"actors": route}, "payload": payload})
+        assert r.status_code in (200, 201, 202), r.text
+        return str(r.json()["id"])
 
 
 async def wait_final(gw: Any, ids: list[str], procs: list[Proc]) -> None:
