@@ -23,6 +23,7 @@ from typing import Any
 
 from asya.contracts import queue_name
 from asya.transports import Transport, TransportSettings, create
+
 from bench import procs
 from bench.stats import latency_summary, rnd
 
@@ -42,7 +43,10 @@ class CpuMeter:
         broker_pid = os.environ.get("BENCH_BROKER_PID")
         if broker and broker_pid:
             self.pids["broker"] = (int(broker_pid), True)
-        self.pids["bench"] = (os.getpid(), False)  # the bench's own children are the processes above
+        self.pids["bench"] = (
+            os.getpid(),
+            False,
+        )  # the bench's own children are the processes above
         self.before: dict[str, float] = {}
 
     def _read(self) -> dict[str, float]:
@@ -96,7 +100,11 @@ async def measure_drain(
             proc.check()
         await asyncio.sleep(0.05)
     span = max(now - first, 1e-9)
-    out: dict[str, Any] = {"eps": n / span, "seconds": span, "startup_s": first - started}
+    out: dict[str, Any] = {
+        "eps": n / span,
+        "seconds": span,
+        "startup_s": first - started,
+    }
     if cpu is not None:
         out["cpu_ms_per_envelope"] = cpu.stop(n)
     return out
@@ -117,7 +125,12 @@ def make_payload(size: int) -> dict[str, str]:
 
 def envelope(env_id: str, actors: list[str], payload: Any) -> bytes:
     return json.dumps(
-        {"id": env_id, "route": {"actors": actors, "current": 0}, "headers": {"bench": "1"}, "payload": payload},
+        {
+            "id": env_id,
+            "route": {"actors": actors, "current": 0},
+            "headers": {"bench": "1"},
+            "payload": payload,
+        },
         separators=(",", ":"),
     ).encode()
 
@@ -220,7 +233,13 @@ class TransportBench:
 
     def _sidecar(self, actor: str, url: str, prefetch: int) -> procs.Proc:
         return procs.start_sidecar(
-            actor, self.sockets[actor], self.logs, self.kind, url, prefetch, ASYA_RUNTIME_READY_TIMEOUT_S=30
+            actor,
+            self.sockets[actor],
+            self.logs,
+            self.kind,
+            url,
+            prefetch,
+            ASYA_RUNTIME_READY_TIMEOUT_S=30,
         )
 
     async def _preload(self, transport: Transport, queue: str, actors: list[str], tag: str) -> None:
@@ -233,14 +252,24 @@ class TransportBench:
             raise RuntimeError(f"preload: {queue} holds {depth} messages, expected {self.cfg.n}")
 
     async def _time_until(
-        self, transport: Transport, source: str, sink: str, sidecars: dict[str, procs.Proc]
+        self,
+        transport: Transport,
+        source: str,
+        sink: str,
+        sidecars: dict[str, procs.Proc],
     ) -> dict[str, Any]:
         """Time N envelopes from pre-loaded ``source`` to ``sink``; see measure_drain."""
         watched = {f"sidecar {a}": p for a, p in sidecars.items()}
         watched.update({f"runtime {a}": self.runtimes[a] for a in sidecars})
         cpu = CpuMeter(watched, broker=self.kind == "rabbitmq")
         return await measure_drain(
-            transport, source, sink, self.cfg.n, self.cfg.timeout_s, list(sidecars.values()), cpu
+            transport,
+            source,
+            sink,
+            self.cfg.n,
+            self.cfg.timeout_s,
+            list(sidecars.values()),
+            cpu,
         )
 
     async def _errors(self, transport: Transport) -> int:
@@ -292,6 +321,8 @@ class TransportBench:
         run: dict[str, Any] = {name: latency_summary(s) for name, s in samples.items()}
         run["hop_overhead_ms"] = {p: run["hop"][p] - run["direct"][p] for p in ("p50", "p99")}
         run["error_end"] = errors
+        # every sample, for the latency-distribution plot (bench/plots.py)
+        run["samples_ms"] = {name: [round(x * 1000, 4) for x in v] for name, v in samples.items()}
         self.results.latency_runs.append(run)
         return run
 
@@ -334,7 +365,10 @@ class TransportBench:
                     await asyncio.to_thread(proc.wait_log, "consuming")
                 sidecars.insert(0, self._sidecar(ACTORS[0], url, prefetch))
                 run = await self._time_until(
-                    pub, queue_name(ACTORS[0]), queue_name(HAPPY_END), dict(zip(ACTORS, sidecars, strict=True))
+                    pub,
+                    queue_name(ACTORS[0]),
+                    queue_name(HAPPY_END),
+                    dict(zip(ACTORS, sidecars, strict=True)),
                 )
                 run["sidecar_rss_mib"] = [s.rss_mib() for s in sidecars]
             finally:

@@ -33,7 +33,18 @@ from rich.console import Console
 
 from bench.asya_bench import Config, TransportBench
 from bench.celery_bench import CeleryBench, settings_note
-from bench.report import TARGETS, print_table, summarize_celery, summarize_transport
+from bench.dramatiq_bench import DramatiqBench
+from bench.dramatiq_bench import settings_note as dramatiq_note
+from bench.plots import write_plots
+from bench.report import (
+    TARGETS,
+    print_peers,
+    print_table,
+    print_targets,
+    summarize_celery,
+    summarize_dramatiq,
+    summarize_transport,
+)
 from bench.stats import median
 
 console = Console(stderr=True)
@@ -41,17 +52,48 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="bench.run", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--amqp-url", default=os.environ.get("AMQP_URL", ""), help="RabbitMQ URL (env AMQP_URL)")
+    p = argparse.ArgumentParser(
+        prog="bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    p.add_argument(
+        "--amqp-url",
+        default=os.environ.get("AMQP_URL", ""),
+        help="RabbitMQ URL (env AMQP_URL)",
+    )
     p.add_argument("--transports", default="rabbitmq,local", help="comma list of rabbitmq, local")
     p.add_argument("--n", type=int, default=5000, help="envelopes pre-loaded per throughput run")
-    p.add_argument("--runs", type=int, default=3, help="repetitions of every measurement (median reported)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="repetitions of every measurement (median reported)",
+    )
     p.add_argument("--samples", type=int, default=300, help="sequential envelopes per latency run")
     p.add_argument("--payload-bytes", type=int, default=1024)
-    p.add_argument("--prefetch", default="16,64", help="sidecar prefetch values tried for one actor")
-    p.add_argument("--celery", default="threads,8,16", help="pool,concurrency,prefetch-multiplier; 'off' skips")
+    p.add_argument(
+        "--prefetch",
+        default="16,64",
+        help="sidecar prefetch values tried for one actor",
+    )
+    p.add_argument(
+        "--celery",
+        default="threads,8,16",
+        help="pool,concurrency,prefetch-multiplier; 'off' skips",
+    )
+    p.add_argument(
+        "--dramatiq",
+        default="on",
+        help="'off' skips the Dramatiq pipeline (both variants)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--work", type=Path, default=None, help="work dir for logs and sockets (default: a temp dir)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="work dir for logs and sockets (default: a temp dir)",
+    )
     return p.parse_args(argv)
 
 
@@ -95,7 +137,13 @@ def machine() -> dict[str, Any]:
 
 
 async def bench_transport(
-    kind: str, url: str, work: Path, cfg: Config, celery: CeleryBench | None, cel: Any
+    kind: str,
+    url: str,
+    work: Path,
+    cfg: Config,
+    celery: CeleryBench | None,
+    cel: Any,
+    dramatiq: DramatiqBench | None = None,
 ) -> TransportBench:
     tb = TransportBench(kind, url, work / kind, cfg)
     tb.start_runtimes()
@@ -112,7 +160,8 @@ async def bench_transport(
                 run = await tb.actor_run(pf)
                 console.log(f"{kind} one actor, prefetch {pf}, run {i + 1}: {run['eps']:.0f} env/s")
         best = max(
-            cfg.prefetches, key=lambda pf: median([r["eps"] for r in tb.results.actor_runs if r["prefetch"] == pf])
+            cfg.prefetches,
+            key=lambda pf: median([r["eps"] for r in tb.results.actor_runs if r["prefetch"] == pf]),
         )
         for i in range(cfg.runs):
             run = await tb.pipeline_run(best)
@@ -120,6 +169,11 @@ async def bench_transport(
             if celery is not None:
                 crun = await celery.run(*cel)
                 console.log(f"celery 3-task chain {cel[0]}x{cel[1]}, run {i + 1}: {crun['eps']:.0f} chains/s")
+            if dramatiq is not None:
+                for confirm in (False, True):
+                    drun = await dramatiq.run(confirm)
+                    tag = "confirm_delivery=True" if confirm else "defaults"
+                    console.log(f"dramatiq 3-actor pipeline ({tag}), run {i + 1}: {drun['eps']:.0f} items/s")
     finally:
         tb.stop_runtimes()
         tb.cleanup()
@@ -146,10 +200,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         pool, conc, mult = args.celery.split(",")
         cel = (pool, int(conc), int(mult))
     celery = CeleryBench(args.amqp_url, work / "celery", cfg.n, cfg.payload_bytes) if cel else None
+    dq = None
+    if args.dramatiq != "off" and "rabbitmq" in kinds:
+        dq = DramatiqBench(args.amqp_url, work / "dramatiq", cfg.n, cfg.payload_bytes)
     for kind in kinds:
         t0 = time.perf_counter()
         url = args.amqp_url if kind == "rabbitmq" else ""
-        tb = await bench_transport(kind, url, work, cfg, celery if kind == "rabbitmq" else None, cel)
+        rmq = kind == "rabbitmq"
+        tb = await bench_transport(kind, url, work, cfg, celery if rmq else None, cel, dq if rmq else None)
         result["transports"][kind] = summarize_transport(tb)
         result["transports"][kind]["raw"] = {
             "latency_runs": tb.results.latency_runs,
@@ -161,6 +219,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     if celery:
         result["celery"]["settings"] = settings_note()
         result["celery"]["raw"] = celery.runs
+    result["dramatiq"] = summarize_dramatiq(dq.runs if dq else {})
+    if dq:
+        result["dramatiq"]["settings"] = dramatiq_note()
+        result["dramatiq"]["raw"] = dq.runs[False] + dq.runs[True]
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     result["settings"] = {
         "n": cfg.n,
@@ -190,9 +252,20 @@ def flatten(result: dict[str, Any]) -> dict[str, Any]:
     out["celery_chain_throughput_eps"] = celery_eps
     pipe = (rmq or {}).get("pipeline_throughput_eps")
     out["pipeline_vs_celery"] = round(pipe / celery_eps, 2) if pipe and celery_eps else None
+    for key in (
+        "dramatiq_pipeline_throughput_eps",
+        "dramatiq_confirm_pipeline_throughput_eps",
+    ):
+        out[key] = result["dramatiq"].get(key)
+    out["pipeline_vs_dramatiq"] = (
+        round(pipe / out["dramatiq_pipeline_throughput_eps"], 2)
+        if pipe and out["dramatiq_pipeline_throughput_eps"]
+        else None
+    )
     if "local" in result["transports"]:
         out["local"] = result["transports"]["local"]
     out["celery"] = result["celery"]
+    out["dramatiq"] = result["dramatiq"]
     out["targets"] = targets(out) if rmq else {}
     out["settings"] = result["settings"]
     out["machine"] = result["machine"]
@@ -201,22 +274,44 @@ def flatten(result: dict[str, Any]) -> dict[str, Any]:
         out["local"] = {k: v for k, v in out["local"].items() if k != "raw"}
     out["raw"] = {k: v.get("raw") for k, v in result["transports"].items()}
     out["raw"]["celery"] = out["celery"].pop("raw", None)
+    out["raw"]["dramatiq"] = out["dramatiq"].pop("raw", None)
     out["transports"] = {k: {kk: vv for kk, vv in v.items() if kk != "raw"} for k, v in result["transports"].items()}
     return out
 
 
 def targets(out: dict[str, Any]) -> dict[str, Any]:
-    def check(value: Any, limit: float, at_most: bool) -> dict[str, Any]:
-        if value is None:
-            return {"value": None, "target": limit, "met": None}
-        return {"value": value, "target": limit, "met": value <= limit if at_most else value >= limit}
+    """Every target of issues 2 and 13 with this run's value and met/missed (None: not measured)."""
 
+    def check(value: Any, limit: float | None, at_most: bool, text: str) -> dict[str, Any]:
+        met = None if value is None or limit is None else (value <= limit if at_most else value >= limit)
+        return {
+            "value": value,
+            "target": None if limit is None else round(limit, 3),
+            "rule": text,
+            "met": met,
+        }
+
+    base, hop = out["baseline_latency_ms"], out["hop_latency_ms"]
+    p50_lim = None if base["p50"] is None else 2 * base["p50"] + 0.5
+    p99_lim = None if base["p99"] is None else 2 * base["p99"] + 2.0
+    t = TARGETS
     return {
-        "hop_overhead_p50_ms": check(out["hop_overhead_ms"]["p50"], TARGETS["hop_overhead_p50_ms"], True),
-        "hop_overhead_p99_ms": check(out["hop_overhead_ms"]["p99"], TARGETS["hop_overhead_p99_ms"], True),
-        "actor_throughput_eps": check(out["actor_throughput_eps"], TARGETS["actor_throughput_eps"], False),
-        "pipeline_vs_celery": check(out["pipeline_vs_celery"], TARGETS["pipeline_vs_celery"], False),
-        "sidecar_rss_mib": check(out["sidecar_rss_mib"], TARGETS["sidecar_rss_mib"], True),
+        "hop_p50_ms": check(hop["p50"], p50_lim, True, "≤ 2 × baseline p50 + 0.5 ms"),
+        "hop_p99_ms": check(hop["p99"], p99_lim, True, "≤ 2 × baseline p99 + 2 ms"),
+        "hop_overhead_p50_ms": check(out["hop_overhead_ms"]["p50"], t["hop_overhead_p50_ms"], True, "≤ 1 ms"),
+        "hop_overhead_p99_ms": check(out["hop_overhead_ms"]["p99"], t["hop_overhead_p99_ms"], True, "≤ 5 ms"),
+        "runtime_cpu_ms_per_envelope": check(out["runtime_cpu_ms_per_envelope"], t["runtime_cpu"], True, "≤ 0.20 ms"),
+        "sidecar_cpu_ms_per_envelope": check(out["sidecar_cpu_ms_per_envelope"], t["sidecar_cpu"], True, "≤ 0.45 ms"),
+        "actor_cpu_ms_per_envelope": check(out["actor_cpu_ms_per_envelope"], t["actor_cpu"], True, "≤ 1.1 ms"),
+        "actor_throughput_eps": check(
+            out["actor_throughput_eps"],
+            t["actor_throughput_eps"],
+            False,
+            "≥ 1,600 env/s",
+        ),
+        "pipeline_vs_dramatiq": check(out["pipeline_vs_dramatiq"], 1.0, False, "≥ 1× Dramatiq defaults"),
+        "pipeline_vs_celery": check(out["pipeline_vs_celery"], t["pipeline_vs_celery"], False, "≥ 2× Celery"),
+        "sidecar_rss_mib": check(out["sidecar_rss_mib"], t["sidecar_rss_mib"], True, "≤ 35 MiB"),
     }
 
 
@@ -228,10 +323,19 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.out)
+    table_console = Console(width=max(Console().width, 110))
     print_table(
-        {"transports": result["transports"], "settings": result["settings"], "celery": result["celery"]},
-        Console(width=max(Console().width, 110)),
+        {
+            "transports": result["transports"],
+            "settings": result["settings"],
+            "celery": result["celery"],
+        },
+        table_console,
     )
+    print_peers(result, table_console)
+    print_targets(result["targets"], table_console)
+    for png in write_plots(result, args.out.parent):
+        print(f"plot: {png}")
     print(f"results: {args.out} (elapsed {result['elapsed_s']:.0f}s)")
     return 0
 
