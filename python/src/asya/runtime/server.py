@@ -10,12 +10,12 @@ the operator can drop it into any user image as a single file
 ``asya.contracts.protocol`` instead of importing them (a test keeps them equal).
 
 Shape: one asyncio loop owns the socket; ``async def`` handlers run on it. Sync
-handlers start in a thread pool (a slow call never blocks other connections); once
-their first calls proved fast they run on the loop, saving the thread hop (half the
-runtime's CPU per call); one slow inline call sends them back for good. A handler
-that hangs inline stalls the runtime, but the sidecar's own timeout still ends each
-call (error-end) and its health check restarts the pod. Generators are iterated as
-they produce items; with ``stream`` each item is its own frame the moment it exists.
+handlers run in a thread pool (a slow call never blocks other connections). With
+ASYA_RUNTIME_INLINE=auto, once their first calls proved fast they run on the loop,
+saving the thread hop (half the runtime's CPU per call); one slow inline call sends
+them back for good. A handler that hangs inline stalls the runtime, but the sidecar's
+own timeout still ends each call (error-end) and its health check restarts the pod.
+Generators are iterated as they produce items; with ``stream`` each is its own frame.
 
 Environment:
   ASYA_HANDLER        module.function or module.Class.method (required)
@@ -23,7 +23,7 @@ Environment:
   ASYA_SOCKET_DIR     directory of the socket and ready file (/var/run/asya); ASYA_SOCKETS_DIR too
   ASYA_RUNTIME_THREADS  size of the sync-handler thread pool (64)
   ASYA_RUNTIME_DRAIN_S  seconds to let in-flight calls finish after SIGTERM (30)
-  ASYA_RUNTIME_INLINE   auto (default): fast sync handlers run on the loop | off | on (from the first call)
+  ASYA_RUNTIME_INLINE   off (default) | auto: fast sync handlers run on the loop | on (from the first call)
 """
 
 # Annotations stay strings: ``str | None`` in a signature is a TypeError at import on 3.9.
@@ -490,7 +490,7 @@ def settings_from_env(environ: dict[str, str] | None = None) -> tuple[str, str, 
 async def serve(handler_path: str, mode: str, socket_dir: str, threads: int, drain_s: float) -> int:
     """Run until SIGTERM/SIGINT; return how many calls were still running at exit."""
     handler = load_handler(handler_path)
-    runtime = Runtime(handler, mode, socket_dir, threads, os.environ.get("ASYA_RUNTIME_INLINE", "auto").strip().lower())
+    runtime = Runtime(handler, mode, socket_dir, threads, os.environ.get("ASYA_RUNTIME_INLINE", "off").strip().lower())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # before the ready file: a SIGTERM right after it must drain
