@@ -6,7 +6,7 @@
 # benchmark (bench/gateway_bench.py: submissions/s, 1,000 SSE streams' RSS, report->SSE latency;
 # JSON in bench/results/gateway.json).
 # Extra arguments go to bench/run.py (e.g. ci/bench.sh --runs 5 --n 10000).
-# Env: BENCH_SKIP_OPERATOR=1 skips the operator bench; BENCH_SKIP_GATEWAY=1 the gateway bench; BENCH_SKIP_CONSERVATION=1 the N=10,000 run; BENCH_PROFILE_SIDECAR=DIR profiles sidecars.
+# Env: BENCH_SKIP_SCALE=1 skips the scale bench (bench/scale_bench.py); BENCH_SKIP_OPERATOR=1 skips the operator bench; BENCH_SKIP_GATEWAY=1 the gateway bench; BENCH_SKIP_CONSERVATION=1 the N=10,000 run; BENCH_PROFILE_SIDECAR=DIR profiles sidecars.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -31,6 +31,13 @@ export AMQP_URL
 
 echo "== data plane: bench/run.py (rabbitmq at $AMQP_URL, local)" >&2
 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} "$PY" -m bench.run --amqp-url "$AMQP_URL" "$@"
+if [ "${BENCH_SKIP_SCALE:-}" = 1 ]; then
+  echo "== scale bench skipped: BENCH_SKIP_SCALE=1"
+else
+  # 20 actors x 1 replica, 1 actor x 8 replicas on the same broker; merged into latest.json under "scale"
+  echo "== scale: bench/scale_bench.py (N=${BENCH_SCALE_N:-4000})" >&2
+  PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} "$PY" -m bench.scale_bench --amqp-url "$AMQP_URL" --n "${BENCH_SCALE_N:-4000}"
+fi
 if [ "${BENCH_SKIP_CONSERVATION:-}" != 1 ]; then
   CN=${BENCH_CONSERVATION_N:-10000}
   echo "== conservation: N=$CN envelopes through 3 actors on RabbitMQ, 10% transient + 1% permanent failures" >&2
