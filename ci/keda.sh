@@ -32,7 +32,7 @@ kubectl_bin() {
   echo "$k"
 }
 
-bins() { BIN=$("$ROOT/ci/build-keda.sh" | tail -1); }
+bins() { BIN=$("$ROOT/ci/build-keda.sh" "$@" | tail -1); }
 
 # --- images -----------------------------------------------------------------------------------
 images() {
@@ -152,7 +152,7 @@ uninstall() {
 
 # The operator outside a pod (an envtest control plane has no kubelet). Ports on loopback only.
 operator_local() {
-  bins
+  bins operator
   local k; k=$(kubectl_bin)
   "$k" --kubeconfig "$KCFG" apply --server-side --force-conflicts -f "$("$ROOT/ci/keda-crds.sh" | tail -1)" >/dev/null
   "$k" --kubeconfig "$KCFG" create namespace $NS --dry-run=client -o yaml | "$k" --kubeconfig "$KCFG" apply -f - >/dev/null
