@@ -2,7 +2,7 @@
 # Chart chores. crds/ stays the one source of the CRD and the operator's RBAC; the operator
 # chart ships byte-identical copies (python/tests/charts proves it).
 #
-# Usage: ci/charts.sh sync            copy crds/ into charts/asya-operator and the operator package (make charts)
+# Usage: ci/charts.sh sync            copy crds/ into charts/asya-operator and the operator package, dashboards/ into charts/asya (make charts)
 #        ci/charts.sh test [PYTEST..] the chart tests (make charts-test): pytest python/tests/charts
 #        ci/charts.sh offline [DEST]  copy of charts/ in DEST (default: a new temp dir) in which
 #                                     every remote dependency (https://, oci://, @alias: KEDA) is
@@ -50,6 +50,11 @@ sync() {
   install -D -m0644 "$ROOT/crds/rbac/operator.yaml" "$ROOT/charts/asya-operator/files/operator-rbac.yaml"
   # the operator applies its own CRD at start (crds.manage): the wheel carries the same bytes
   install -D -m0644 "$ROOT/crds/asyncactor.yaml" "$ROOT/python/src/asya/operator/crds/asyncactor.yaml"
+  # Helm reads no file outside the chart: the umbrella ships copies of the dashboards and alert rules
+  rm -rf "$ROOT/charts/asya/files/dashboards" "$ROOT/charts/asya/files/rules"
+  local f
+  for f in "$ROOT"/dashboards/*.json; do install -D -m0644 "$f" "$ROOT/charts/asya/files/dashboards/$(basename "$f")"; done
+  for f in "$ROOT"/dashboards/rules/*.rules.yml; do install -D -m0644 "$f" "$ROOT/charts/asya/files/rules/$(basename "$f")"; done
 }
 
 offline() {
