@@ -6,7 +6,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 ASYA  := $(VENV)/bin/asya
 
-.PHONY: install install-demo demo test test-python lint bench bench-gateway charts charts-test images clean
+.PHONY: install install-demo demo test test-cluster cluster-up cluster-down test-python lint bench bench-gateway charts charts-test images clean
 
 install:            ## venv with every extra (tests, lint, bench)
 	ci/bootstrap.sh test,dev,bench,operator,gateway
@@ -19,6 +19,15 @@ demo: install-demo  ## run examples/01-text-pipeline on the local transport
 
 test: install       ## every test, with real servers started by ci/ scripts
 	ci/test.sh
+
+test-cluster: install ## only the one-node Kubernetes proofs (make test runs them too); docs/testing.md
+	ci/test.sh tests/cluster
+
+cluster-up:         ## a real one-node cluster to try charts on by hand (docs/testing.md)
+	ci/cluster.sh up && ci/images.sh load
+
+cluster-down:       ## stop it; no process, mount, netns, veth or cgroup stays
+	ci/cluster.sh down
 
 lint: install       ## ruff, mypy (strict), import-linter
 	cd python && ../$(VENV)/bin/ruff check src tests && ../$(VENV)/bin/ruff format --check src tests
