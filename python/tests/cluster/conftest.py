@@ -51,6 +51,17 @@ def wait_until(check: Callable[[], Any], timeout_s: float, what: str, interval_s
     raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what} (last: {last!r})")
 
 
+def job_final(client: Any, job_id: str, deadline: float) -> dict[str, Any]:
+    """The job once it ended (succeeded, failed or cancelled), polled until the monotonic ``deadline``."""
+
+    def ended() -> dict[str, Any] | None:
+        job: dict[str, Any] = client.get(job_id)
+        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+    result: dict[str, Any] = wait_until(ended, max(1.0, deadline - time.monotonic()), f"job {job_id} to end")
+    return result
+
+
 def _run(*args: str | Path, timeout: float = 600, env: dict[str, str] | None = None) -> str:
     res = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if res.returncode != 0:

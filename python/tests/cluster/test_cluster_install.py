@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import CLIENT_TOKEN, Install, ready, wait_until
+from conftest import CLIENT_TOKEN, Install, job_final, ready, wait_until
 
 from asya.client.gateway import Client
 
@@ -105,10 +105,7 @@ def test_deleting_an_actor_pod_mid_processing_loses_nothing(install: Install) ->
         deadline = time.monotonic() + 300
         finals = {}
         for job_id in jobs:
-            finals[job_id] = wait_until(
-                lambda job_id=job_id: (j := client.get(job_id))["status"] in ("succeeded", "failed", "cancelled") and j,
-                max(1.0, deadline - time.monotonic()), f"job {job_id} to end",
-            )  # fmt: skip
+            finals[job_id] = job_final(client, job_id, deadline)
         deleter.join(timeout=grace + 60)
     assert "deleted" in done.get("out", ""), done
     bad = {j: f["status"] for j, f in finals.items() if f["status"] != "succeeded"}
