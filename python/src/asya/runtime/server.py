@@ -226,7 +226,7 @@ class Runtime:
     """Socket server around one loaded handler."""
 
     def __init__(
-        self, handler: Callable[..., Any], mode: str, socket_dir: str, threads: int = 64, inline: str = "auto"
+        self, handler: Callable[..., Any], mode: str, socket_dir: str, threads: int = 64, inline: str = "off"
     ) -> None:
         if mode not in ("payload", "envelope"):
             raise ValueError("ASYA_HANDLER_MODE must be 'payload' or 'envelope', got %r" % mode)
