@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from asya import tracing
 from asya.contracts import EnvelopeError, TransportError, encode_envelope, headers, queue_name, validate_envelope
 from asya.contracts.envelope import stamp_published
 from asya.gateway.context import Gateway
@@ -187,6 +188,9 @@ async def submit(gw: Gateway, job: JobRequest, idempotency_key: str | None) -> t
     first = envelope["route"]["actors"][0]
 
     async def publish() -> None:
+        if tracing.ENABLED:
+            await _traced_publish(gw, envelope, queue_name(first))
+            return
         await gw.transport.publish(queue_name(first), encode_envelope(stamp_published(envelope)))
 
     try:
@@ -219,3 +223,16 @@ def receipt(request: Request | None, job: Mapping[str, Any]) -> dict[str, Any]:
         "stream_url": urls["stream"],
         "cancel_url": urls["cancel"],
     }
+
+
+async def _traced_publish(gw: Gateway, envelope: dict[str, Any], queue: str) -> None:
+    """The job's first publish as the trace's root span; its context goes into the envelope's headers."""
+    tracing.setup("gateway")
+    span = tracing.start_publish(envelope, gw.settings.transport.kind, queue)
+    try:
+        await gw.transport.publish(queue, encode_envelope(stamp_published(envelope)))
+    except BaseException as exc:
+        tracing.fail(span, exc)
+        raise
+    finally:
+        span.end()

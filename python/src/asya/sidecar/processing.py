@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, cast
 
+from asya import tracing
 from asya.contracts import (
     HAPPY_END,
     EnvelopeError,
@@ -66,6 +67,7 @@ class RuntimeProcessor:
         self.engine: Engine | None = None
         self.cancellations = CancellationWatch(None)  # the engine's, from start(); this one knows nothing
         self.cancelled_ids = self.cancellations.ids.entries
+        self._kind = settings.engine.transport.kind
 
     # --- engine hooks ---
 
@@ -79,8 +81,9 @@ class RuntimeProcessor:
         self.cancellations.start()
         self.dropped = engine.metrics.cancelled_dropped
         self.publisher = publishing.Publisher(
-            engine.transport, self.metrics, self.store, self.settings.claim_check_bytes
+            engine.transport, self.metrics, self.store, self.settings.claim_check_bytes, self._kind
         )
+        tracing.setup("sidecar", self.actor)
         log.info("actor %s: waiting for the runtime in %s", self.actor, self.settings.socket_dir)
         await self.runtime.wait_ready(self.settings.runtime_ready_timeout_s)
         await self.cancellations.loaded(2.0)  # a restarted sidecar must not run cancelled work first (<= 2 s)
@@ -98,6 +101,27 @@ class RuntimeProcessor:
         self.runtime.close()
 
     async def process(self, delivery: Delivery) -> Verdict:
+        if tracing.ENABLED:
+            return await self._traced(delivery)
+        return await self._processed(delivery)
+
+    async def _traced(self, delivery: Delivery) -> Verdict:
+        """``process`` inside the hop's CONSUMER span (started once the envelope is decoded; timed from now)."""
+        tracing.begin()
+        try:
+            verdict = await self._processed(delivery)
+        except BaseException as exc:
+            span = tracing.hop_span()
+            if span is not None:
+                tracing.fail(span, exc)
+                tracing.end_hop(span, type(exc).__name__)
+            raise
+        span = tracing.hop_span()
+        if span is not None:
+            tracing.end_hop(span, verdict.value)
+        return verdict
+
+    async def _processed(self, delivery: Delivery) -> Verdict:
         sent = publishing.track()
         try:
             outcome, env = await self._process(delivery)
@@ -160,6 +184,8 @@ class RuntimeProcessor:
             await self.publisher.send(self.settings.engine.error_end, wrapped)
             return Outcome.ERROR, wrapped
         self.metrics.queue_wait(env)
+        if tracing.ENABLED:
+            tracing.start_hop(env, self._kind, delivery.queue)
         if self.cancelled_ids and self.cancellations.cancelled(env):
             return Outcome.CANCELLED, env  # acked: the runtime never sees it, nothing goes on
         if current_actor(env) != self.actor:
@@ -252,6 +278,7 @@ class RuntimeProcessor:
 
     async def _call_leased(self, env: Envelope, body: bytes, lease: Lease, job_deadline: float | None) -> Outcome:
         started = time.perf_counter()
+        call_span = tracing.start_handler(self.actor) if tracing.ENABLED else None
         limit = self.settings.processing_timeout_s
         by_job = job_deadline is not None and job_deadline - time.time() < limit
         if by_job:
@@ -344,6 +371,8 @@ class RuntimeProcessor:
                 # have checked it out since; finishing it again here would close that call's socket.
                 self.runtime.finish(conn)
             self.metrics.processing_seconds.observe(time.perf_counter() - started)
+            if call_span is not None:
+                call_span.end()
 
         if dropped or (self.cancelled_ids and self.cancellations.cancelled(env)):
             return Outcome.CANCELLED_AFTER_CALL  # its error or its happy-end copy would outlive the cancel too

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+from typing import Any
 
+from asya import tracing
 from asya.contracts import encode_envelope, queue_name
 from asya.contracts.envelope import Envelope, stamp_published
 from asya.sidecar.observability import SidecarMetrics
@@ -44,30 +46,46 @@ class Publisher:
         metrics: SidecarMetrics,
         store: claimcheck.BlobStore | None = None,
         threshold: int = 0,
+        kind: str = "",
     ) -> None:
         self._transport = transport
+        self._kind = kind  # messaging.system of the publish spans
         self._metrics = metrics
         self._ensured: set[str] = set()
         self._store = store
         self._threshold = threshold
 
     async def send(self, actor: str, env: Envelope) -> None:
-        queue, body = await self.prepare(actor, env)
-        await self.publish(actor, env, queue, body)
+        queue, body, span = await self.prepare(actor, env)
+        await self.publish(actor, env, queue, body, span)
 
-    async def prepare(self, actor: str, env: Envelope) -> tuple[str, bytes]:
-        """Everything before the publish itself: the queue exists, a large payload is in the store."""
+    async def prepare(self, actor: str, env: Envelope) -> tuple[str, bytes, Any]:
+        """Everything before the publish itself: the queue exists, a large payload is in the store.
+
+        With tracing on, the publish span starts here because its context goes into the body; it is
+        None otherwise (and always ended by ``publish``).
+        """
         queue = queue_name(actor)
         if queue not in self._ensured:
             await self._transport.ensure_queue(queue)
             self._ensured.add(queue)
         if self._store is not None:
             env = await claimcheck.offload(env, self._store, self._threshold)
-        return queue, encode_envelope(stamp_published(env))
+        span = tracing.start_publish(env, self._kind, queue) if tracing.ENABLED else None
+        return queue, encode_envelope(stamp_published(env)), span
 
-    async def publish(self, actor: str, env: Envelope, queue: str, body: bytes) -> None:
+    async def publish(self, actor: str, env: Envelope, queue: str, body: bytes, span: Any = None) -> None:
         """Publish what ``prepare`` returned and wait for the broker's confirm."""
-        await self._transport.publish(queue, body)
+        if span is None:
+            await self._transport.publish(queue, body)
+        else:
+            try:
+                await self._transport.publish(queue, body)
+            except BaseException as exc:
+                tracing.fail(span, exc)
+                raise
+            finally:
+                span.end()
         self._metrics.outputs_published.labels(destination=actor).inc()
         note(str(env.get("id")))
 
@@ -87,10 +105,10 @@ class OrderedSends:
         self._pending: collections.deque[asyncio.Task[None]] = collections.deque()
 
     async def put(self, actor: str, env: Envelope) -> None:
-        queue, body = await self._publisher.prepare(actor, env)
+        queue, body, span = await self._publisher.prepare(actor, env)
         while len(self._pending) >= self._window:
             await self._pending.popleft()  # oldest first: confirms come back in publish order anyway
-        self._pending.append(asyncio.create_task(self._publisher.publish(actor, env, queue, body)))
+        self._pending.append(asyncio.create_task(self._publisher.publish(actor, env, queue, body, span)))
         await asyncio.sleep(0)  # let it take its place at the channel before the next one starts
 
     async def drain(self) -> None:
