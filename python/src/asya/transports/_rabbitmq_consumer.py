@@ -8,11 +8,9 @@ delivery is settled, and how its attempt and id are read from the message.
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aio_pika.abc
 import aiormq.exceptions
@@ -40,13 +38,10 @@ class Consumer:
         self.outstanding = 0
         self.stopped = False
         self.transport_closed = False
-        self.acks = AckWindow()
 
     async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.acks.delivered(message)  # every delivery takes its place in the order, whatever becomes of it
         if self.stopped:
             # Arrived between our basic.cancel and its CancelOk: hand it straight back.
-            self.acks.settled(message)
             await settle(message, "nack", requeue=True)
             return
         self.buffer.put_nowait(message)
@@ -68,7 +63,6 @@ class Consumer:
         while not self.buffer.empty():
             message = self.buffer.get_nowait()
             if message is not None and not channel_dead(message):
-                self.acks.settled(message)
                 await settle(message, "nack", requeue=True)
 
     async def close_channel(self) -> None:
@@ -88,7 +82,7 @@ class Consumer:
     # _Settler protocol (called by Delivery)
 
     async def ack(self, delivery: Delivery) -> None:
-        await self.acks.ack(delivery.raw)
+        await settle(delivery.raw, "ack")
         await self._settled()
 
     async def nack(self, delivery: Delivery, requeue: bool) -> None:
@@ -104,10 +98,9 @@ class Consumer:
                     exc,
                 )
             else:
-                await self.acks.ack(raw)
+                await settle(raw, "ack")
                 await self._settled()
                 return
-        self.acks.settled(raw)
         await settle(raw, "nack", requeue=requeue)
         await self._settled()
 
@@ -115,98 +108,16 @@ class Consumer:
         """No leases in AMQP: a delivery stays ours until the channel closes."""
 
 
-_PENDING, _DONE, _SENT = 0, 1, 2
-
-
-class AckWindow:
-    """Coalesces the acks of one consumer: acks made in the same loop tick go out together.
-
-    Deliveries are kept in the order the broker sent them (their tags grow on a channel). When acks
-    are flushed, the done run at the head of that order goes as one ``basic.ack(multiple=True)`` of
-    its last tag, and any other done delivery (behind one still being processed) is acked alone, so
-    a slow delivery never holds the prefetch window of finished ones. A multiple ack covers only
-    tags up to its own, all of them done or already settled (a nack or an earlier ack), so nothing
-    unfinished is acknowledged. Every ``ack`` returns once its frame is written, as a plain ack does.
-    """
-
-    def __init__(self) -> None:
-        self._order: collections.deque[list[Any]] = collections.deque()  # [message, state]
-        self._entries: dict[int, list[Any]] = {}
-        self._flush: asyncio.Future[None] | None = None
-
-    def delivered(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        entry = [message, _PENDING]
-        self._order.append(entry)
-        self._entries[id(message)] = entry
-
-    def settled(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        """Settled some other way (nack): a multiple ack may pass over it."""
-        entry = self._entries.get(id(message))
-        if entry is not None:
-            entry[1] = _SENT
-
-    async def ack(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        entry = self._entries.get(id(message))
-        if entry is None:  # not seen by on_message (cannot happen, but never leave a message unacked)
-            await settle(message, "ack")
-            return
-        entry[1] = _DONE
-        if self._flush is not None:
-            await asyncio.shield(self._flush)  # the flush of this tick takes it along
-            return
-        flush = self._flush = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.sleep(0)  # one tick: the acks of deliveries finished together join this one
-        finally:
-            self._flush = None
-            sends = self._take()
-            try:
-                await asyncio.gather(*(settle(m, "ack", multiple=many) for m, many in sends))
-            finally:
-                flush.set_result(None)
-
-    def _take(self) -> list[tuple[aio_pika.abc.AbstractIncomingMessage, bool]]:
-        """What to send now: (message, multiple) pairs; forgets every delivery that needs nothing more."""
-        sends: list[tuple[aio_pika.abc.AbstractIncomingMessage, bool]] = []
-        last: Any = None
-        run = 0
-        order = self._order
-        while order and (order[0][1] != _PENDING or channel_dead(order[0][0])):
-            message, state = order.popleft()
-            del self._entries[id(message)]
-            if state == _DONE and last is not None and _channel(message) is not _channel(last):
-                sends.append((last, run > 1))  # a reconnect between them: tags of another channel
-                last, run = None, 0
-            if state == _DONE:
-                last, run = message, run + 1
-        if last is not None:
-            sends.append((last, run > 1))
-        for entry in order:  # done behind a delivery still in work: acked alone, now
-            if entry[1] == _DONE:
-                entry[1] = _SENT
-                sends.append((entry[0], False))
-        return sends
-
-
-async def settle(
-    message: aio_pika.abc.AbstractIncomingMessage, how: str, *, requeue: bool = False, multiple: bool = False
-) -> None:
+async def settle(message: aio_pika.abc.AbstractIncomingMessage, how: str, *, requeue: bool = False) -> None:
     try:
         if how == "ack":
-            await message.ack(multiple=multiple)
+            await message.ack()
         else:
             await message.nack(requeue=requeue)
     except Exception as exc:
         # The channel died (broker restart, connection loss): the broker requeues the
         # message itself, so this delivery will simply come again.
         log.warning("rabbitmq: could not %s message %s (%r); it will be redelivered", how, message_id(message), exc)
-
-
-def _channel(message: aio_pika.abc.AbstractIncomingMessage) -> object:
-    try:
-        return message.channel
-    except aiormq.exceptions.ChannelInvalidStateError:
-        return None  # closed: its ack fails and is logged like any other
 
 
 def channel_dead(message: aio_pika.abc.AbstractIncomingMessage) -> bool:
