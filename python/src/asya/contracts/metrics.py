@@ -243,6 +243,8 @@ def markdown() -> str:
         "`python -m asya.contracts.metrics > docs/metrics.md`; a test fails when this file is stale.",
         "Every sidecar and crew process serves `/metrics` on its probe port, the gateway on its",
         "HTTP port, the operator on `ASYA_OPERATOR_METRICS_PORT`. Labels never hold envelope or job ids.",
+        "The gateway's `GET /metrics` needs no token (Prometheus scrapes without one): it exposes",
+        "counts by tool and status only, never an id or a payload; keep it inside the cluster.",
         "",
         "| metric | type | labels | component | meaning |",
         "|---|---|---|---|---|",
