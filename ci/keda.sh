@@ -51,7 +51,7 @@ images() {
     tar=$TOOLS/keda-$KEDA/oci/$name-$sum.tar
     if [ ! -s "$tar" ] || ! podman image exists "$tag"; then
       ctx=$(mktemp -d)
-      install -m0755 "$BIN/$bin" "$ctx/$([ "$bin" = keda-operator ] && echo keda || echo "$bin")"
+      command install -m0755 "$BIN/$bin" "$ctx/$([ "$bin" = keda-operator ] && echo keda || echo "$bin")"
       podman build --quiet --pull=never --network=none -f "$ROOT/ci/keda/Containerfile" \
         --build-arg "BIN=$([ "$bin" = keda-operator ] && echo keda || echo "$bin")" \
         --label "sh.asya.image.inputs=$sum" -t "$tag" "$ctx" >/dev/null
