@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from asya.transports import TransportSettings, create
+
 from bench import procs
-from bench.asya_bench import CpuMeter, make_payload, measure_drain
+from bench.asya_bench import CpuMeter, measure_drain
+from bench.peers import PeerBench
 
 TASK_QUEUE = "bench-celery"
 DONE_QUEUE = "bench-celery-done"
@@ -43,16 +45,10 @@ def _preload(amqp_url: str, n: int, payload_bytes: int, procs_n: int = 0) -> Non
         raise RuntimeError(f"celery pre-load failed: exit codes {codes}")
 
 
-class CeleryBench:
+class CeleryBench(PeerBench):
     def __init__(self, amqp_url: str, work: Path, n: int, payload_bytes: int, timeout_s: float = 300.0) -> None:
-        self.url = amqp_url
-        self.logs = work / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.n = n
-        self.payload_bytes = payload_bytes
-        self.timeout_s = timeout_s
+        super().__init__(amqp_url, work, n, payload_bytes, timeout_s)
         self.runs: list[dict[str, Any]] = []
-        make_payload(payload_bytes)  # validates the size early
 
     async def run(self, pool: str, concurrency: int, prefetch: int) -> dict[str, Any]:
         transport = create(TransportSettings(kind="rabbitmq", url=self.url))

@@ -21,8 +21,9 @@ from typing import Any
 from asya.transports import TransportSettings, create
 
 from bench import procs
-from bench.asya_bench import CpuMeter, make_payload, measure_drain
+from bench.asya_bench import CpuMeter, measure_drain
 from bench.dramatiq_app import DONE_QUEUE, QUEUES
+from bench.peers import PeerBench
 
 PROCESSES = 3
 THREADS = 8  # Dramatiq's default per process
@@ -41,23 +42,10 @@ def _preload(amqp_url: str, n: int, payload_bytes: int) -> None:
         raise RuntimeError(f"dramatiq pre-load failed: exit code {done.returncode}")
 
 
-class DramatiqBench:
-    def __init__(
-        self,
-        amqp_url: str,
-        work: Path,
-        n: int,
-        payload_bytes: int,
-        timeout_s: float = 300.0,
-    ) -> None:
-        self.url = amqp_url
-        self.logs = work / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.n = n
-        self.payload_bytes = payload_bytes
-        self.timeout_s = timeout_s
+class DramatiqBench(PeerBench):
+    def __init__(self, amqp_url: str, work: Path, n: int, payload_bytes: int, timeout_s: float = 300.0) -> None:
+        super().__init__(amqp_url, work, n, payload_bytes, timeout_s)
         self.runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
-        make_payload(payload_bytes)
 
     async def run(self, confirm: bool) -> dict[str, Any]:
         transport = create(TransportSettings(kind="rabbitmq", url=self.url))
