@@ -107,7 +107,7 @@ render() {  # manifest -> stdout with the version and CA bundle filled in
 }
 
 # --- install / uninstall ----------------------------------------------------------------------
-install() {
+do_install() {
   local t0 crds k
   t0=$(date +%s.%N)
   k=$(kubectl_bin); K() { "$k" --kubeconfig "$KCFG" "$@"; }
@@ -137,7 +137,7 @@ install() {
     "$KEDA" "$(awk "BEGIN{print $t2 - $t1}")" "$(awk "BEGIN{print $t2 - $t0}")"
 }
 
-uninstall() {
+do_uninstall() {
   local k; k=$(kubectl_bin); K() { "$k" --kubeconfig "$KCFG" "$@"; }
   P=${KEDA_PKI:-$(dirname "$KCFG")/keda-pki}
   # the APIService first: an Unavailable aggregated API makes discovery (and namespace deletion) slow
@@ -171,7 +171,7 @@ case "$cmd" in
     [ $# -eq 2 ] || die "usage: $0 $cmd KUBECONFIG"
     KCFG=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
     [ -r "$KCFG" ] || die "cannot read kubeconfig $KCFG"
-    case "$cmd" in install) install ;; uninstall) uninstall ;; operator-local) operator_local ;; esac
+    case "$cmd" in install) do_install ;; uninstall) do_uninstall ;; operator-local) operator_local ;; esac
     ;;
   images) TARS=(); images; printf '%s\n' "${TARS[@]}" ;;
   *) echo "usage: $0 install|uninstall|operator-local KUBECONFIG | images" >&2; exit 2 ;;
