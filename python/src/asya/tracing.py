@@ -22,7 +22,10 @@ from __future__ import annotations
 import contextvars
 import os
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ENABLED = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 """Tracing is on only with an OTLP endpoint; decided at import so the disabled check is one global read."""
@@ -133,6 +136,23 @@ def start_hop(env: dict[str, Any], kind: str, queue: str) -> Any:
 def end_hop(span: Any, outcome: str) -> None:
     span.set_attribute("asya.outcome", outcome)
     span.end()
+
+
+async def within_hop(process: Callable[[], Awaitable[T]], outcome: Callable[[T], str]) -> T:
+    """Run one delivery's ``process`` inside its CONSUMER span (started once the envelope is decoded)."""
+    begin()
+    try:
+        result = await process()
+    except BaseException as exc:
+        span = hop_span()
+        if span is not None:
+            fail(span, exc)
+            end_hop(span, type(exc).__name__)
+        raise
+    span = hop_span()
+    if span is not None:
+        end_hop(span, outcome(result))
+    return result
 
 
 def start_handler(actor: str) -> Any:

@@ -85,3 +85,22 @@ def exceeded_details(
 
 
 __all__ = ["HINT", "bad_header_details", "exceeded_details", "of", "parse"]
+
+
+# Internal signals of the sidecar's runtime call (raised and caught in ``processing``).
+
+
+class ConnectTimeout(Exception):
+    """The runtime accepted no connection within the processing timeout."""
+
+
+class DeadlineReached(Exception):
+    """The job deadline, not the actor's timeout, cut the call short."""
+
+    def __init__(self, called: bool) -> None:
+        super().__init__()
+        self.called = called
+
+
+class HandlerTimeout(Exception):
+    """The runtime produced nothing within the processing timeout."""

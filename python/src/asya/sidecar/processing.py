@@ -102,24 +102,8 @@ class RuntimeProcessor:
 
     async def process(self, delivery: Delivery) -> Verdict:
         if tracing.ENABLED:
-            return await self._traced(delivery)
+            return await tracing.within_hop(lambda: self._processed(delivery), lambda v: v.value)
         return await self._processed(delivery)
-
-    async def _traced(self, delivery: Delivery) -> Verdict:
-        """``process`` inside the hop's CONSUMER span (started once the envelope is decoded; timed from now)."""
-        tracing.begin()
-        try:
-            verdict = await self._processed(delivery)
-        except BaseException as exc:
-            span = tracing.hop_span()
-            if span is not None:
-                tracing.fail(span, exc)
-                tracing.end_hop(span, type(exc).__name__)
-            raise
-        span = tracing.hop_span()
-        if span is not None:
-            tracing.end_hop(span, verdict.value)
-        return verdict
 
     async def _processed(self, delivery: Delivery) -> Verdict:
         sent = publishing.track()
@@ -235,13 +219,13 @@ class RuntimeProcessor:
         await self.gate.wait()
         try:
             return await self._call(env, body, job_deadline)
-        except _DeadlineReached as reached:
+        except deadlines.DeadlineReached as reached:
             if reached.called:
                 self.abandoned_calls += 1
             assert job_deadline is not None
             await self._deadline_exceeded(env, job_deadline, called=reached.called)
             return Outcome.ERROR
-        except _ConnectTimeout:
+        except deadlines.ConnectTimeout:
             self.metrics.runtime_errors.labels(code=ErrorCode.TIMEOUT_ERROR.value).inc()
             message = (
                 f"the runtime of actor {self.actor!r} took no connection within "
@@ -249,7 +233,7 @@ class RuntimeProcessor:
             )
             await self._fail(env, ErrorCode.TIMEOUT_ERROR.value, {"message": message, "type": "TimeoutError"})
             return Outcome.ERROR
-        except _HandlerTimeout:
+        except deadlines.HandlerTimeout:
             self.abandoned_calls += 1
             self.metrics.runtime_errors.labels(code=ErrorCode.TIMEOUT_ERROR.value).inc()
             message = (
@@ -351,8 +335,8 @@ class RuntimeProcessor:
             if not clock.expired():
                 raise  # not ours: a transport's own bound, broker trouble
             if by_job:
-                raise _DeadlineReached(called=conn is not None) from None
-            raise (_HandlerTimeout if conn is not None else _ConnectTimeout) from None
+                raise deadlines.DeadlineReached(called=conn is not None) from None
+            raise (deadlines.HandlerTimeout if conn is not None else deadlines.ConnectTimeout) from None
         except EnvelopeError as exc:  # the handler produced an envelope that breaks the contract
             error = {
                 "error": ErrorCode.PROCESSING_ERROR.value,
@@ -409,22 +393,6 @@ class RuntimeProcessor:
         )
         await self._fail(env, ErrorCode.CONNECTION_ERROR.value, {"message": message, "type": type(exc).__name__})
         return Outcome.ERROR
-
-
-class _ConnectTimeout(Exception):
-    """The runtime accepted no connection within the processing timeout (internal signal)."""
-
-
-class _DeadlineReached(Exception):
-    """The job deadline, not the actor's timeout, cut the call short (internal signal)."""
-
-    def __init__(self, called: bool) -> None:
-        super().__init__()
-        self.called = called
-
-
-class _HandlerTimeout(Exception):
-    """The runtime produced nothing within the processing timeout (internal signal, never leaves this module)."""
 
 
 __all__ = ["Outcome", "RuntimeGate", "RuntimeProcessor"]
