@@ -8,6 +8,7 @@
 #   JAEGER_OTLP_HTTP_PORT=14318 JAEGER_QUERY_PORT=16686 $DIR/jaeger --config $DIR/config-loopback.yaml
 #   curl -s http://127.0.0.1:16686/api/traces/<trace id hex>
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=${GOFLAGS:--mod=mod}
 JAEGER=${JAEGER:-v1.76.0}
 MOD=github.com/jaegertracing/jaeger
@@ -69,15 +70,7 @@ if [ ! -x "$OUT/jaeger" ]; then
   go mod init jaegerbuild >/dev/null 2>&1
   modf=$(go mod download -json "$MOD@$JAEGER" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
   install -m0644 "$modf" upstream.mod
-  repl=$(go mod edit -json upstream.mod | python3 -c '
-import json, sys
-for r in json.load(sys.stdin).get("Replace") or []:
-    old, new = r["Old"], r["New"]
-    if not new.get("Version"):
-        continue
-    o = old["Path"] + ("@" + old["Version"] if old.get("Version") else "")
-    print("-replace=%s=%s@%s" % (o, new["Path"], new["Version"]))
-')
+  repl=$(go mod edit -json upstream.mod | python3 "$ROOT/ci/lib/go-replaces.py")
   # shellcheck disable=SC2086
   go mod edit $repl "-require=$MOD@$JAEGER"
   log "go get $MOD/cmd/jaeger@$JAEGER"

@@ -9,6 +9,7 @@
 # Env: KEDA (default v2.21.0, the version ci/keda-crds.sh uses), ASYA_TOOLS (cache dir override),
 #      KEDA_BUILD_NICE (default 10: the build is long and the machine is shared).
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=${GOFLAGS:--mod=mod}
 KEDA=${KEDA:-v2.21.0}
 TOOLS=${ASYA_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/asya-tools}
@@ -40,15 +41,7 @@ go mod init kedabuild >/dev/null 2>&1
 modf=$(go mod download -json "$MOD@$KEDA" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
 install -m0644 "$modf" upstream.mod
 # Every replace with a version (local path replaces cannot apply outside KEDA's tree).
-repl=$(go mod edit -json upstream.mod | python3 -c '
-import json, sys
-for r in json.load(sys.stdin).get("Replace") or []:
-    old, new = r["Old"], r["New"]
-    if not new.get("Version"):
-        continue
-    o = old["Path"] + ("@" + old["Version"] if old.get("Version") else "")
-    print("-replace=%s=%s@%s" % (o, new["Path"], new["Version"]))
-')
+repl=$(go mod edit -json upstream.mod | python3 "$ROOT/ci/lib/go-replaces.py")
 goline=$(go mod edit -json upstream.mod | python3 -c 'import json,sys;print(json.load(sys.stdin).get("Go",""))')
 # shellcheck disable=SC2086
 go mod edit ${goline:+-go=$goline} $repl "-require=$MOD@$KEDA"
