@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import controlplane
+from support.procs import poll
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 RESTRICTED = {
@@ -105,13 +106,4 @@ def cluster_objects_of(kube: controlplane.ControlPlane, release: str) -> list[st
     return [f"{i['kind']}/{i['metadata']['name']}" for i in items]
 
 
-def wait_until(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``check`` until it returns something falsy-free; the failure shows the last value."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+wait_until = poll  # the slow-condition poll of support.procs

@@ -17,7 +17,7 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from clusterforward import forwarders
 from fixtures.postgres import PostgresServer
 from fixtures.rabbitmq import RabbitMQServer
 from fixtures.s3 import S3Server
+from support.procs import poll
 
 ROOT = Path(__file__).resolve().parents[3]
 NS = "asya-e2e"
@@ -39,16 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cluster: needs the one-node Kubernetes of ci/cluster.sh (root)")
 
 
-def wait_until(check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what} (last: {last!r})")
+wait_until = poll  # the slow-condition poll of support.procs
 
 
 def job_final(client: Any, job_id: str, deadline: float) -> dict[str, Any]:

@@ -29,6 +29,21 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
+def poll(check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.5) -> Any:
+    """Poll ``check`` until it returns something truthy; at the deadline fail naming ``what`` and the last value.
+
+    For slow conditions (a cluster, an apiserver): half-second polls, the last value in the message.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what} (last: {last!r})")
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now (for a child's health/metrics server)."""
     with socket.socket() as s:
