@@ -180,7 +180,8 @@ controllers_up() {
     --leader-elect=false --bind-address=127.0.0.1 --secure-port="$(free_port)" \
     --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" --use-service-account-credentials=true \
     --cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
-    --service-cluster-ip-range="$SVC_CIDR" --allocate-node-cidrs=false --controllers='*,-cloud-node-lifecycle'
+    --service-cluster-ip-range="$SVC_CIDR" --allocate-node-cidrs=false --controllers='*,-cloud-node-lifecycle' \
+    --horizontal-pod-autoscaler-sync-period=2s
   start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$D/scheduler.kubeconfig" \
     --authentication-kubeconfig="$D/scheduler.kubeconfig" --authorization-kubeconfig="$D/scheduler.kubeconfig" \
     --leader-elect=false --bind-address=127.0.0.1 --secure-port="$(free_port)"
