@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from fixtures.postgres import PostgresServer
+from jaeger import Jaeger
 from support.procs import Proc, start_runtime, start_sidecar
 
 from asya import tracing, transports
@@ -87,8 +88,14 @@ class Receiver:
             return list(self.spans)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@pytest.fixture(params=["fixture", "jaeger"])
+def receiver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """This test's own OTLP/HTTP decoder, and a real Jaeger queried by trace id (ci/build-jaeger.sh, cached)."""
+    if request.param == "jaeger":
+        j = Jaeger(tmp_path)
+        yield j
+        j.stop()
+        return
     r = Receiver()
     yield r
     r.server.shutdown()
@@ -112,7 +119,7 @@ def _one(spans: list[dict[str, Any]], name: str) -> dict[str, Any]:
 async def test_a_gateway_job_through_three_hops_with_fan_out_is_one_trace(
     postgres_server: PostgresServer,
     rabbitmq_server: Any,
-    receiver: Receiver,
+    receiver: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
