@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 from clusterforward import forwarders
+from fixtures import services
 from fixtures.postgres import PostgresServer
+from fixtures.rabbitmq import SCRIPT as RABBITMQ_SCRIPT
 from fixtures.rabbitmq import RabbitMQServer
 from fixtures.s3 import S3Server
 from support.procs import poll
@@ -34,6 +36,14 @@ NS = "asya-e2e"
 BRIDGE_IP = "10.244.0.1"  # ci/cluster.sh's NODE_IP: the host side of the pods' bridge
 CLIENT_TOKEN = "cluster-client-token"  # throwaway test credentials
 REPORT_TOKEN = "cluster-report-token"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cluster tests run last: the cluster stays up until the session ends (a fixture in a folder without
+    __init__.py is torn down with the session), and its pods must not run beside the other suites."""
+    here = Path(__file__).resolve().parent
+    mine = [i for i in items if i.path.is_relative_to(here)]
+    items[:] = [i for i in items if not i.path.is_relative_to(here)] + mine
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,8 +100,9 @@ def ready(pod: dict[str, Any]) -> bool:
     return conds.get("Ready") == "True" and pod["metadata"].get("deletionTimestamp") is None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
+    """The one-node cluster; its tests run last (``pytest_collection_modifyitems``)."""
     t0 = time.monotonic()
     out = _run(ROOT / "ci/cluster.sh", "up", timeout=3600)
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and not line.startswith("#"))
@@ -104,7 +115,7 @@ def cluster() -> Iterator[Cluster]:
             _run(ROOT / "ci/cluster.sh", "down", timeout=300)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster_images(cluster: Cluster) -> float:
     """Every image of images/ built and in the node's containerd; seconds it took."""
     t0 = time.monotonic()
@@ -134,11 +145,22 @@ class Install:
     forwarded: dict[str, int]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
+def cluster_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQServer]:
+    """A RabbitMQ of the cluster's own: the session broker's crew queues belong to the other suites' crews."""
+    directory = tmp_path_factory.mktemp("cluster-rabbitmq")
+    try:
+        env = services.run_script(RABBITMQ_SCRIPT, "start", directory, timeout_s=180)
+        yield RabbitMQServer(url=env["AMQP_URL"], dir=directory)
+    finally:
+        subprocess.run([str(RABBITMQ_SCRIPT), "stop", str(directory)], check=False, timeout=120, capture_output=True)
+
+
+@pytest.fixture(scope="package")
 def install(
     cluster: Cluster,
     cluster_images: float,
-    rabbitmq_server: RabbitMQServer,
+    cluster_broker: RabbitMQServer,
     s3_server: S3Server,
     postgres_server: PostgresServer,
     tmp_path_factory: pytest.TempPathFactory,
@@ -147,7 +169,7 @@ def install(
     from urllib.parse import urlsplit
 
     ports = {
-        "amqp": urlsplit(rabbitmq_server.url).port or 5672,
+        "amqp": urlsplit(cluster_broker.url).port or 5672,
         "s3": urlsplit(s3_server.url).port or 80,
         "pg": urlsplit(postgres_server.dsn).port or 5432,
     }
@@ -155,7 +177,7 @@ def install(
         work = tmp_path_factory.mktemp("cluster-install")
         helm, env = _helm_env(cluster.kubeconfig)
         charts = Path(_run(ROOT / "ci/charts.sh", "offline", work / "charts", env=env).splitlines()[-1])
-        amqp = urlsplit(rabbitmq_server.url)
+        amqp = urlsplit(cluster_broker.url)
         dsn = urlsplit(postgres_server.fresh_database())
         values = {
             "global": {
