@@ -117,9 +117,11 @@ def next_destination(env: Envelope) -> str:
 
 
 def stamp_published(env: Envelope) -> Envelope:
-    """Set ``x-asya-published-at`` to now, just before ``env`` is published (queue-wait metric)."""
+    """Set ``x-asya-published-at`` to now, just before ``env`` is published (queue-wait metric).
+
+    The headers object is replaced, not changed: a caller's envelope (a shallow copy of it, or one
+    that shares its headers with fan-out siblings) keeps its own.
+    """
     hdrs = env.get("headers")
-    if not isinstance(hdrs, dict):
-        hdrs = env["headers"] = {}
-    hdrs[PUBLISHED_AT] = round(time.time(), 6)
+    env["headers"] = {**(hdrs if isinstance(hdrs, dict) else {}), PUBLISHED_AT: round(time.time(), 6)}
     return env
