@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Cluster, ready, wait_until
+from conftest import ROOT, Cluster, ready, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -20,8 +20,6 @@ print(ip, len(body))
 
 
 def _pod(name: str, args: list[str], labels: dict[str, str] | None = None) -> dict[str, object]:
-    from conftest import ROOT
-
     version = next(
         line.split('"')[1] for line in (ROOT / "python/pyproject.toml").read_text().splitlines()
         if line.startswith("version = ")
