@@ -11,10 +11,19 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 NS = "asya-node-check"
 # a restricted-compliant pod on the runtime image: serves HTTP, and resolves a Service name
+# (kube-proxy and CoreDNS program a new Service a moment after its pod is Ready: retried for 30 s)
 PROBE = """
-import socket, sys, urllib.request
-ip = socket.gethostbyname(sys.argv[1])
-body = urllib.request.urlopen(f"http://{sys.argv[1]}:8080/", timeout=5).read()
+import socket, sys, time, urllib.request
+deadline = time.monotonic() + 30
+while True:
+    try:
+        ip = socket.gethostbyname(sys.argv[1])
+        body = urllib.request.urlopen(f"http://{sys.argv[1]}:8080/", timeout=5).read()
+        break
+    except OSError as exc:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no answer from {sys.argv[1]} within 30 s: {exc!r}")
+        time.sleep(0.5)
 print(ip, len(body))
 """
 
