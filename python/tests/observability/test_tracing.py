@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from asya.transports import TransportSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
 from gateway_helpers import running_gateway, settings
+from journey_helpers import until
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
@@ -101,14 +101,6 @@ def receiver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     r.server.shutdown()
 
 
-async def wait_for(check: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def _one(spans: list[dict[str, Any]], name: str) -> dict[str, Any]:
     found = [s for s in spans if s["name"] == name]
     assert len(found) == 1, (name, found)
@@ -152,7 +144,7 @@ async def test_a_gateway_job_through_three_hops_with_fan_out_is_one_trace(
             tracing.flush()
         # gateway root 1 + hop a (process, handler, send) 3 + hop b (process, handler, 3 sends) 5 + 3 x hop c 9
         try:
-            await wait_for(lambda: len(receiver.all()) >= 18, "18 spans at the OTLP receiver")
+            await until(lambda: len(receiver.all()) >= 18, "18 spans at the OTLP receiver", timeout=60.0, every=0.1)
         except AssertionError:
             logs = "\n".join(f"--- {p.log_path.name}\n{p.log()[-2000:]}" for p in procs)
             raise AssertionError(f"spans: {json.dumps(receiver.all(), indent=1)}\n{logs}") from None
