@@ -55,7 +55,23 @@ def test_keda_scales_0_to_n_to_0_and_every_envelope_is_processed_once(install: I
     charts = ROOT / "charts"
     _run(helm, "install", "burst", charts / "asya-actor", "-n", install.ns, "--server-side=true",
          "-f", ROOT / "examples/01-text-pipeline/helm-values.yaml", "-f", vfile, "--timeout", "120s", env=env)  # fmt: skip
-    wait_until(lambda: cluster.json("-n", install.ns, "get", "scaledobject", "burst"), 60, "the ScaledObject burst")
+
+    def scaled_object() -> Any:
+        try:
+            return cluster.json("-n", install.ns, "get", "scaledobject", "burst")
+        except RuntimeError:  # NotFound until the operator wrote it
+            return None
+
+    try:
+        wait_until(scaled_object, 90, "the ScaledObject burst")
+    except AssertionError as exc:  # say why: the actor's conditions and what the operator logged
+        actor = cluster.json("-n", install.ns, "get", "asyncactor", "burst").get("status")
+        logs = cluster.kubectl("-n", install.ns, "logs", "-l", "app.kubernetes.io/component=operator", "--tail=80")
+        (pod,) = cluster.pods(install.ns, "app.kubernetes.io/component=operator")
+        restarts = [(c["name"], c.get("restartCount"), c.get("lastState")) for c in pod["status"]["containerStatuses"]]
+        raise AssertionError(
+            f"{exc}\nAsyncActor burst status: {actor}\noperator restarts: {restarts}\noperator log:\n{logs}"
+        ) from exc
 
     def replicas() -> int:
         return int(cluster.json("-n", install.ns, "get", "deployment", "burst")["spec"].get("replicas") or 0)

@@ -118,6 +118,27 @@ async def test_keda_missing_becomes_a_scaling_problem() -> None:
     assert obs.scaling_problem is not None and obs.scaling_problem.reason == "KedaMissing"
 
 
+async def test_keda_installed_after_the_actor_is_picked_up_by_the_timer() -> None:
+    st = state()
+    keda = {"installed": False}
+
+    async def maybe_keda(manifest: dict[str, Any]) -> dict[str, Any]:
+        if manifest["kind"] in actors.SCALING_KINDS and not keda["installed"]:
+            raise kube.KubeError(404, "the server could not find the requested resource")
+        return await FakeKube.apply(st.kube, manifest)  # type: ignore[arg-type]
+
+    st.kube.apply = maybe_keda  # type: ignore[method-assign]
+    b = body(transport="mq", scaling={"enabled": True})
+    obs = await actors.reconcile(b, st)
+    b["status"] = status.compute_status(obs, None, "2026-01-01T00:00:00Z")
+    still = await actors.observe(b, st)
+    assert still is not None and still.scaling_problem is not None and still.scaling_problem.reason == "KedaMissing"
+    keda["installed"] = True
+    later = await actors.observe(b, st)
+    assert later is not None and later.scaling_problem is None
+    assert "apply ScaledObject/echo" in st.kube.writes  # type: ignore[attr-defined]
+
+
 async def test_api_errors_ask_kopf_to_retry() -> None:
     st = state()
 

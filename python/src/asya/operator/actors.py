@@ -167,6 +167,32 @@ async def _remove_scaling(state: OperatorState, actor: specs.ActorSpec) -> None:
                 raise
 
 
+def _keda_missing(exc: kube.KubeError) -> status.Problem:
+    return status.Problem(
+        "KedaMissing", f"KEDA is not installed in this cluster ({exc}); install KEDA or disable scaling"
+    )
+
+
+async def _apply_scaling(
+    state: OperatorState, actor: specs.ActorSpec, transport: configs.TransportConfig
+) -> status.Problem | None:
+    """Timer: write the KEDA objects of an actor that found no KEDA, so installing KEDA later is enough."""
+    children, problem = reconciling.desired_children(actor, transport, state.config, state.runtime_source)
+    if problem is not None:
+        return problem
+    try:
+        for manifest in children:
+            if manifest["kind"] in SCALING_KINDS:
+                await _apply_if_changed(state, actor, manifest)
+    except kube.KubeError as exc:
+        if exc.status == 404:
+            return _keda_missing(exc)
+        log.info("%s/%s: writing the KEDA objects failed, next tick retries: %s", actor.namespace, actor.name, exc)
+        return status.Problem("KedaMissing", f"writing the KEDA objects failed ({exc}); retrying")
+    log.info("%s/%s: KEDA is there now; ScaledObject written", actor.namespace, actor.name)
+    return None
+
+
 async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Observation:
     """Bring the actor's queue and children to the spec; raise ``RetryLater`` on temporary trouble."""
     actor, obs = parse(body, state)
@@ -186,9 +212,7 @@ async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Obs
             except kube.KubeError as exc:
                 if manifest["kind"] not in SCALING_KINDS or exc.status != 404:
                     raise
-                scaling_problem = status.Problem(
-                    "KedaMissing", f"KEDA is not installed in this cluster ({exc}); install KEDA or disable scaling"
-                )
+                scaling_problem = _keda_missing(exc)
                 break
         if not actor.scaling.enabled and actor.generation > 1:  # generation 1: scaling was never on
             await _remove_scaling(state, actor)
@@ -240,6 +264,8 @@ async def observe(body: Mapping[str, Any], state: OperatorState) -> status.Obser
     scaling_problem = None
     if actor.scaling.enabled and prior_scaling.get("status") == "False":
         scaling_problem = status.Problem(str(prior_scaling.get("reason")), str(prior_scaling.get("message")))
+        if scaling_problem.reason == "KedaMissing":
+            scaling_problem = await _apply_scaling(state, actor, transport)
     depth = await state.queues.depth(actor.transport, actor.queue) if queue_problem is None else None
     return status.Observation(
         generation=actor.generation,
