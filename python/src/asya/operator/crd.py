@@ -26,7 +26,8 @@ from asya.operator.kube import KubeClient, KubeError
 
 log = logging.getLogger("asya.operator.crd")
 
-CRD_NAME = "asyncactors.asya.sh"
+GROUP, VERSION, PLURAL = "asya.sh", "v1alpha1", "asyncactors"
+CRD_NAME = f"{PLURAL}.{GROUP}"
 CRD_PATH = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{CRD_NAME}"
 
 

@@ -30,11 +30,11 @@ import aiohttp
 import kopf
 
 from asya.operator import actors, config, kube, provisioning
+from asya.operator.crd import GROUP, PLURAL, VERSION
 from asya.operator.metrics import OperatorMetrics
 from asya.operator.reconciling import status
 from asya.operator.settings import OperatorSettings
 
-GROUP, VERSION, PLURAL = "asya.sh", "v1alpha1", "asyncactors"
 RESOURCE = (GROUP, VERSION, PLURAL)
 
 
