@@ -238,4 +238,4 @@ def install(
             yield Install(cluster, NS, url, s3_server, "asya-results", fwd)
         finally:
             if not os.environ.get("ASYA_KEEP_CLUSTER"):
-                cluster.kubectl("delete", "namespace", NS, "--wait=false")
+                cluster.kubectl("delete", "namespace", NS, "--wait=false", "--ignore-not-found")
