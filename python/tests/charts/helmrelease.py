@@ -136,7 +136,16 @@ class Release:
             for d in self.manifest()
             if (d["metadata"].get("annotations") or {}).get(KEEP) == "keep"
         }
-        self.helm("uninstall", self.name, "--timeout", "120s")
+        # the pre-delete hook Job (the operator chart's remove-actors) is completed like the install hooks;
+        # what it does is proven on a real node (tests/cluster/test_cluster_zz_uninstall.py)
+        with_operator = OPERATOR in self.subcharts()
+        self.hook_jobs.clear()
+        self.helm_with_hooks("uninstall", self.name, "--timeout", "120s")
+        if with_operator:
+            hooks = sorted(self.hook_jobs)
+            assert any(h.endswith("-operator-uninstall") for h in hooks), (
+                f"helm uninstall ran no uninstall hook: {hooks}"
+            )
 
         def leftovers() -> list[str]:
             objs = namespaced_objects(self.kube, self.ns) + cluster_objects_of(self.kube, self.name)
