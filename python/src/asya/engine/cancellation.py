@@ -20,6 +20,9 @@ Memory is bounded twice: an id is forgotten ``ASYA_CANCEL_TTL_S`` (3600 s) after
 this process learnt it, and at most ``max_ids`` (100 000) are kept, the oldest
 going first. A cancelled job's envelope that waits in a queue longer than the TTL
 is processed as if the job were live (its reports are ignored by the gateway).
+
+aiohttp is imported when the watch starts polling, not with this module: it costs
+a process about 10 MiB of resident memory, and without a gateway there is no feed.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from prometheus_client import Counter, Gauge
 
 from asya.contracts import metrics as names
 from asya.engine.metrics import Metrics
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("asya.engine.cancellation")
 
@@ -154,6 +159,8 @@ class CancellationWatch:
             self._task = None
 
     async def _run(self) -> None:
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=self._timeout_s)
         failing = False
         pause = self.interval_s
