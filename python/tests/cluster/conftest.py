@@ -135,6 +135,35 @@ def _helm_env(kubeconfig: Path) -> tuple[str, dict[str, str]]:
     return env["ASYA_HELM4"], env
 
 
+def clear_namespace(cluster: Cluster, ns: str, helm: str, env: dict[str, str], timeout_s: float = 300) -> None:
+    """Uninstall every Helm release in ``ns`` and delete it, waiting until it is gone (no-op when absent).
+
+    AsyncActors carry the operator's finalizer, so they go first, while their namespace's operator
+    still runs: the actor releases, then the remaining actors (the crew), then the umbrella release.
+    An actor whose finalizer nobody removes (its operator was already gone) loses it by patch.
+    """
+    if not cluster.json("get", "namespaces", "--field-selector", f"metadata.name={ns}")["items"]:
+        return
+    # helm 4 lists releases in every status (failed and pending ones too) by default
+    releases = json.loads(_run(helm, "list", "-n", ns, "-o", "json", env=env) or "[]")
+    umbrella = [r["name"] for r in releases if r["chart"].rsplit("-", 1)[0] == "asya"]
+
+    def uninstall(names: list[str]) -> None:
+        for name in names:
+            _run(helm, "uninstall", name, "-n", ns, "--wait", "--timeout", f"{int(timeout_s)}s", env=env,
+                 timeout=timeout_s + 60)  # fmt: skip
+
+    uninstall([r["name"] for r in releases if r["name"] not in umbrella])
+    try:
+        cluster.kubectl("-n", ns, "delete", "asyncactors", "--all", "--timeout=120s", timeout=180)
+    except RuntimeError:
+        for actor in cluster.json("-n", ns, "get", "asyncactors")["items"]:
+            cluster.kubectl("-n", ns, "patch", "asyncactor", actor["metadata"]["name"], "--type=merge",
+                            "-p", '{"metadata":{"finalizers":null}}')  # fmt: skip
+    uninstall(umbrella)
+    cluster.kubectl("delete", "namespace", ns, f"--timeout={int(timeout_s)}s", timeout=timeout_s + 60)
+
+
 @dataclass
 class Install:
     cluster: Cluster
@@ -200,6 +229,9 @@ def install(
             },
             # the images ci/images.sh builds are localhost/asya-<name>:<version>
             "operator": {
+                # two umbrella installs share the cluster (test_cluster_evaluation's in asya-eval):
+                # an operator reconciles only its own namespace's AsyncActors
+                "watchNamespaces": [NS],
                 "image": {"repository": "asya-operator"},
                 "sidecar": {"image": {"repository": "asya-sidecar"}},
                 "crew": {"image": {"repository": "asya-crew"}},
@@ -211,6 +243,7 @@ def install(
             },
         }
         (work / "values.json").write_text(json.dumps(values))
+        clear_namespace(cluster, NS, helm, env)  # what an ASYA_KEEP_CLUSTER=1 session left
         cluster.kubectl("create", "namespace", NS)
         cluster.kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted",
                         "pod-security.kubernetes.io/enforce-version=latest")  # fmt: skip
