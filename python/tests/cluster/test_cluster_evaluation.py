@@ -197,7 +197,6 @@ def test_eval_values_follow_the_asya_version() -> None:
         assert values[sub]["image"] == {"registry": "localhost", "repository": f"asya-eval-{sub}", "tag": VERSION}
 
 
-@pytest.mark.xfail(strict=True, raises=aliases.ConflictingSettings, reason="service links of Service asya-rabbitmq")
 def test_default_broker_service_name_leaves_asya_settings_alone() -> None:
     """What a pod of a default install (Service asya-rabbitmq in its namespace) has in its environment:
     the chart's ASYA_TRANSPORT_URL and Kubernetes' service-link variables of that Service."""

@@ -70,6 +70,10 @@ class ConflictingSettings(ValueError):
 
 
 def _rabbitmq_url_from_parts(env: Mapping[str, str]) -> str | None:
+    # A Service named asya-rabbitmq makes Kubernetes inject ASYA_RABBITMQ_PORT=tcp://ip:port (a
+    # service link) into every later pod of the namespace: that is not the 0.1.x port setting.
+    if "://" in env.get("ASYA_RABBITMQ_PORT", ""):
+        env = {k: v for k, v in env.items() if k != "ASYA_RABBITMQ_PORT"}
     if not any(env.get(k) for k in _RABBITMQ_PARTS):
         return None
     user = urllib.parse.quote(env.get("ASYA_RABBITMQ_USERNAME", "guest"), safe="")
