@@ -164,6 +164,27 @@ def clear_namespace(cluster: Cluster, ns: str, helm: str, env: dict[str, str], t
     cluster.kubectl("delete", "namespace", ns, f"--timeout={int(timeout_s)}s", timeout=timeout_s + 60)
 
 
+def asya_values(ns: str) -> dict[str, Any]:
+    """Umbrella values for Asya's own images (ci/images.sh: localhost/asya-<name>:<version>) and tokens.
+
+    Two umbrella installs share the cluster (test_cluster_evaluation's in asya-eval): each operator
+    reconciles only its own namespace's AsyncActors.
+    """
+    return {
+        "operator": {
+            "watchNamespaces": [ns],
+            "image": {"repository": "asya-operator"},
+            "sidecar": {"image": {"repository": "asya-sidecar"}},
+            "crew": {"image": {"repository": "asya-crew"}},
+        },
+        "crew": {"image": {"repository": "asya-crew"}},
+        "gateway": {
+            "image": {"repository": "asya-gateway"},
+            "auth": {"clientTokens": [CLIENT_TOKEN], "reportToken": REPORT_TOKEN},
+        },
+    }
+
+
 @dataclass
 class Install:
     cluster: Cluster
@@ -227,20 +248,7 @@ def install(
                 },
                 "externalDatabase": {"enabled": True},
             },
-            # the images ci/images.sh builds are localhost/asya-<name>:<version>
-            "operator": {
-                # two umbrella installs share the cluster (test_cluster_evaluation's in asya-eval):
-                # an operator reconciles only its own namespace's AsyncActors
-                "watchNamespaces": [NS],
-                "image": {"repository": "asya-operator"},
-                "sidecar": {"image": {"repository": "asya-sidecar"}},
-                "crew": {"image": {"repository": "asya-crew"}},
-            },
-            "crew": {"image": {"repository": "asya-crew"}},
-            "gateway": {
-                "image": {"repository": "asya-gateway"},
-                "auth": {"clientTokens": [CLIENT_TOKEN], "reportToken": REPORT_TOKEN},
-            },
+            **asya_values(NS),
         }
         (work / "values.json").write_text(json.dumps(values))
         clear_namespace(cluster, NS, helm, env)  # what an ASYA_KEEP_CLUSTER=1 session left

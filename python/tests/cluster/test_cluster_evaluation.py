@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from conftest import CLIENT_TOKEN, REPORT_TOKEN, ROOT, Cluster, _helm_env, _run, clear_namespace, ready, wait_until
+from conftest import CLIENT_TOKEN, ROOT, Cluster, _helm_env, _run, asya_values, clear_namespace, ready, wait_until
 
 from asya.client.gateway import Client
 from asya.engine import aliases
@@ -128,17 +128,7 @@ def eval_install(
     no_pv = {"persistence": {"enabled": False}}  # the one-node cluster has no volume provisioner
     values = {
         "global": {"imageRegistry": "localhost"},  # Asya's own images: localhost/asya-<name>:<version>
-        "operator": {
-            "watchNamespaces": [NS],
-            "image": {"repository": "asya-operator"},
-            "sidecar": {"image": {"repository": "asya-sidecar"}},
-            "crew": {"image": {"repository": "asya-crew"}},
-        },
-        "crew": {"image": {"repository": "asya-crew"}},
-        "gateway": {
-            "image": {"repository": "asya-gateway"},
-            "auth": {"clientTokens": [CLIENT_TOKEN], "reportToken": REPORT_TOKEN},
-        },
+        **asya_values(NS),
         **{sub: no_pv for sub in SUBCHARTS},
     }
     values["rabbitmq"] = {**no_pv, "fullnameOverride": BROKER}
