@@ -47,6 +47,15 @@ async def _connect(server: HttpServer) -> tuple[asyncio.StreamReader, asyncio.St
     return await asyncio.open_connection("127.0.0.1", server.port)
 
 
+@contextlib.asynccontextmanager
+async def _connection(server: HttpServer) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    reader, writer = await _connect(server)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+
+
 async def _response(*args: Any) -> tuple[int, dict[str, str], bytes]:
     """One response from ``([already read,] reader)``: status, headers (lower-case names), body by Content-Length."""
     *start, reader = args
@@ -68,15 +77,12 @@ async def _closed(reader: asyncio.StreamReader, nothing: bool = False) -> bool:
 
 async def _ask_once(server: HttpServer, raw: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send ``raw``, read one response, and check the server closed the connection after it."""
-    reader, writer = await _connect(server)
-    try:
+    async with _connection(server) as (reader, writer):
         writer.write(raw)
         await writer.drain()
         answer = await _response(reader)
         assert await _closed(reader), "the server kept a connection it should have closed"
         return answer
-    finally:
-        writer.close()
 
 
 async def test_unknown_path_is_404_and_other_methods_405(server: HttpServer) -> None:
@@ -87,8 +93,7 @@ async def test_unknown_path_is_404_and_other_methods_405(server: HttpServer) -> 
 
 
 async def test_head_answers_the_length_without_a_body(server: HttpServer) -> None:
-    reader, writer = await _connect(server)
-    try:
+    async with _connection(server) as (reader, writer):
         writer.write(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_S)
         assert b" 200 " in head and b"Content-Length: 2\r\n" in head
@@ -96,8 +101,6 @@ async def test_head_answers_the_length_without_a_body(server: HttpServer) -> Non
         assert await asyncio.wait_for(reader.readexactly(9), READ_S) == b"HTTP/1.1 "
         status, _, body = await _response(b"HTTP/1.1 ", reader)
         assert (status, body) == (200, b"ok")
-    finally:
-        writer.close()
 
 
 @pytest.mark.parametrize(
@@ -139,8 +142,7 @@ async def test_http2_preface_is_505(server: HttpServer) -> None:
 
 
 async def test_two_requests_on_one_connection_then_close(server: HttpServer) -> None:
-    reader, writer = await _connect(server)
-    try:
+    async with _connection(server) as (reader, writer):
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         status, fields, body = await _response(reader)
         assert (status, body) == (200, b"ok") and "connection" not in fields
@@ -148,30 +150,22 @@ async def test_two_requests_on_one_connection_then_close(server: HttpServer) -> 
         status, fields, body = await _response(reader)
         assert (status, body, fields["connection"]) == (200, b"ok", "close")
         assert await _closed(reader)
-    finally:
-        writer.close()
 
 
 async def test_pipelined_requests_are_answered_in_order(server: HttpServer) -> None:
-    reader, writer = await _connect(server)
-    try:
+    async with _connection(server) as (reader, writer):
         writer.write(b"GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
         assert [(await _response(reader))[0] for _ in range(3)] == [200, 404, 200]
-    finally:
-        writer.close()
 
 
 async def test_http10_closes_unless_asked_to_keep_alive(server: HttpServer) -> None:
     status, fields, _ = await _ask_once(server, b"GET /healthz HTTP/1.0\r\n\r\n")
     assert (status, fields["connection"]) == (200, "close")
-    reader, writer = await _connect(server)
-    try:
+    async with _connection(server) as (reader, writer):
         for _ in range(2):
             writer.write(b"GET /healthz HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
             status, fields, _ = await _response(reader)
             assert (status, fields["connection"]) == (200, "keep-alive")
-    finally:
-        writer.close()
 
 
 async def test_http_client_keeps_one_connection_for_two_requests(server: HttpServer) -> None:
@@ -206,24 +200,18 @@ async def test_request_bodies_are_bounded(server: HttpServer) -> None:
     status, _, _ = await _ask_once(server, b"GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
     assert status == 501
     # a small body is read and skipped, so the next request on the connection is parsed right
-    reader, writer = await _connect(server)
-    try:
+    async with _connection(server) as (reader, writer):
         writer.write(b"GET /healthz HTTP/1.1\r\nContent-Length: 4\r\n\r\nbodyGET /healthz HTTP/1.1\r\n\r\n")
         assert [(await _response(reader))[0] for _ in range(2)] == [200, 200]
-    finally:
-        writer.close()
 
 
 async def test_slow_request_gets_408_and_is_closed(server: HttpServer) -> None:
-    reader, writer = await _connect(server)
-    try:
+    async with _connection(server) as (reader, writer):
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the head never ends
         await writer.drain()
         status, fields, _ = await _response(reader)
         assert (status, fields["connection"]) == (408, "close")
         assert await _closed(reader)
-    finally:
-        writer.close()
 
 
 async def test_idle_and_silent_connections_are_closed() -> None:
@@ -232,29 +220,20 @@ async def test_idle_and_silent_connections_are_closed() -> None:
     )
     await server.start("127.0.0.1", 0)
     try:
-        reader, writer = await _connect(server)  # says nothing at all
-        try:
+        async with _connection(server) as (reader, writer):  # says nothing at all
             assert await _closed(reader)
-        finally:
-            writer.close()
-        reader, writer = await _connect(server)
-        try:
+        async with _connection(server) as (reader, writer):
             writer.write(b"GET /healthz HTTP/1.1\r\n\r\n")
             assert (await _response(reader))[0] == 200
             assert await _closed(reader)  # kept alive, then idle past idle_timeout_s
-        finally:
-            writer.close()
     finally:
         await server.cleanup()
 
 
 async def test_a_failing_route_is_500_and_the_server_goes_on(server: HttpServer) -> None:
-    reader, writer = await _connect(server)
-    try:
+    async with _connection(server) as (reader, writer):
         writer.write(b"GET /boom HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
         assert [(await _response(reader))[0] for _ in range(2)] == [500, 200]
-    finally:
-        writer.close()
 
 
 async def test_connections_past_the_limit_are_closed(server: HttpServer) -> None:
@@ -263,14 +242,11 @@ async def test_connections_past_the_limit_are_closed(server: HttpServer) -> None
         for reader, writer in held:  # all three are served (and so counted)
             writer.write(b"GET /healthz HTTP/1.1\r\n\r\n")
             assert (await _response(reader))[0] == 200
-        reader, writer = await _connect(server)
-        try:
+        async with _connection(server) as (reader, writer):
             writer.write(b"GET /healthz HTTP/1.1\r\n\r\n")
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             assert await _closed(reader, nothing=True), "a connection past the limit was served"
-        finally:
-            writer.close()
     finally:
         for _, writer in held:
             writer.close()
