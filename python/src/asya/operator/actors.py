@@ -181,16 +181,28 @@ async def _apply_scaling(
     if problem is not None:
         return problem
     try:
-        for manifest in children:
-            if manifest["kind"] in SCALING_KINDS:
-                await _apply_if_changed(state, actor, manifest)
+        _, problem = await _apply_children(state, actor, [m for m in children if m["kind"] in SCALING_KINDS])
     except kube.KubeError as exc:
-        if exc.status == 404:
-            return _keda_missing(exc)
         log.info("%s/%s: writing the KEDA objects failed, next tick retries: %s", actor.namespace, actor.name, exc)
         return status.Problem("KedaMissing", f"writing the KEDA objects failed ({exc}); retrying")
-    log.info("%s/%s: KEDA is there now; ScaledObject written", actor.namespace, actor.name)
-    return None
+    if problem is None:
+        log.info("%s/%s: KEDA is there now; ScaledObject written", actor.namespace, actor.name)
+    return problem
+
+
+async def _apply_children(
+    state: OperatorState, actor: specs.ActorSpec, children: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], status.Problem | None]:
+    """Write each child that changed; the KEDA types missing from the API stop the loop as a scaling problem."""
+    applied: dict[str, dict[str, Any]] = {}
+    for manifest in children:
+        try:
+            applied[manifest["kind"]] = await _apply_if_changed(state, actor, manifest)
+        except kube.KubeError as exc:
+            if manifest["kind"] not in SCALING_KINDS or exc.status != 404:
+                raise
+            return applied, _keda_missing(exc)
+    return applied, None
 
 
 async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Observation:
@@ -204,16 +216,9 @@ async def reconcile(body: Mapping[str, Any], state: OperatorState) -> status.Obs
     except specs.SpecError as exc:
         return status.Observation(actor.generation, actor.queue, status.Problem("InvalidSpec", str(exc)))
     queue_problem = await _ensure_queue(state, actor)  # a spec change always tries now, backoff or not
-    applied: dict[str, dict[str, Any]] = {}
     try:
-        for manifest in children:
-            try:
-                applied[manifest["kind"]] = await _apply_if_changed(state, actor, manifest)
-            except kube.KubeError as exc:
-                if manifest["kind"] not in SCALING_KINDS or exc.status != 404:
-                    raise
-                scaling_problem = _keda_missing(exc)
-                break
+        applied, keda_problem = await _apply_children(state, actor, children)
+        scaling_problem = keda_problem or scaling_problem
         if not actor.scaling.enabled and actor.generation > 1:  # generation 1: scaling was never on
             await _remove_scaling(state, actor)
     except kube.KubeError as exc:
